@@ -1,0 +1,1 @@
+"""DARTS architecture search and baselines on scientific and standard datasets (Snakemake workflow logic)."""

@@ -1,0 +1,71 @@
+"""Atomic writes: a temporary file in the target folder, then os.replace, so no half-written outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it into place, on error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> Path:
+    with atomic_path(path, suffix) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return _write_with(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(path: str | Path, document: Any) -> Path:
+    text = json.dumps(document, indent=2, sort_keys=False, default=_json_default) + "\n"
+    return write_text_atomic(path, text)
+
+
+def savez_atomic(path: str | Path, **arrays: Any) -> Path:
+    # np.savez appends .npz to names without it, so the temporary name must end in .npz.
+    return _write_with(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
+
+
+def torch_save_atomic(path: str | Path, obj: Any) -> Path:
+    import torch
+
+    return _write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
