@@ -1,0 +1,260 @@
+"""The HTML report rendered from a synthetic, format-exact results tree (tests/fixtures_report.py)."""
+
+from __future__ import annotations
+
+import base64
+import html as html_mod
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures_report import METHODS, rendered_report, write_results_tree
+from workflow_lib.report import collect as C
+from workflow_lib.report import render as R
+
+
+@pytest.fixture(scope="module")
+def rep(tmp_path_factory):
+    return rendered_report(tmp_path_factory)
+
+
+def _table(html: str, table_id: str) -> str:
+    match = re.search(rf'<table[^>]*id="{re.escape(table_id)}"[^>]*>(.*?)</table>', html, flags=re.S)
+    assert match, f"table {table_id} missing"
+    return match.group(1)
+
+
+def _result_rows(html: str, dataset: str) -> dict[str, dict[str, dict]]:
+    body = _table(html, f"results-{dataset}")
+    rows = {}
+    for method, row in re.findall(r'<tr data-method="([^"]+)">(.*?)</tr>', body, flags=re.S):
+        cells = {}
+        for best, metric, value, std, text in re.findall(
+                r'<td class="num( best)?" data-metric="([^"]+)" data-value="([^"]*)" data-std="([^"]*)">(.*?)</td>',
+                row, flags=re.S):
+            cells[metric] = {"best": bool(best), "value": float(value), "std": float(std),
+                             "text": re.sub(r"<[^>]+>", "", text)}
+        rows[method] = cells
+    return rows
+
+
+# ------------------------------------------------------------------------------------- structure
+
+def test_every_dataset_has_a_section_with_all_parts(rep):
+    for name in rep.tree.datasets:
+        assert f'id="ds-{name}"' in rep.html
+        for part in ("results", "cells", "curves", "sparsity", "genotype"):
+            assert f'id="ds-{name}-{part}"' in rep.html, (name, part)
+    assert 'id="ds-kirigami-parity"' in rep.html and 'id="ds-digits-parity"' not in rep.html
+    assert 'id="ds-digits-confusion"' in rep.html and 'id="ds-kirigami-confusion"' not in rep.html
+    assert 'id="comparison"' in rep.html and 'id="sparsity-stats"' in rep.html
+
+
+def test_surrogate_banner_only_for_surrogate_data(rep):
+    assert 'id="surrogate-banner-kirigami"' in rep.html
+    assert 'class="banner warning"' in rep.html
+    assert "surrogate-banner-digits" not in rep.html
+    assert rep.manifest["surrogate_datasets"] == ["kirigami"]
+
+
+def test_header_has_commit_versions_hardware_and_date(rep):
+    assert "abc1234" in rep.html
+    versions = _table(rep.html, "versions")
+    assert "torch" in versions and "2.14.1" in versions
+    hardware = _table(rep.html, "hardware")
+    assert "NVIDIA H100 80GB HBM3" in hardware and "node-a" in hardware
+    assert re.search(r"Generated \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", rep.html)
+
+
+# ----------------------------------------------------------------------------------------- numbers
+
+@pytest.mark.parametrize("dataset,metrics", [("kirigami", ("r2", "mae", "rmse")), ("digits", ("accuracy",))])
+def test_results_table_matches_the_fixture_metrics(rep, dataset, metrics):
+    rows = _result_rows(rep.html, dataset)
+    assert sorted(rows) == sorted(METHODS)
+    for method in METHODS:
+        assert sorted(rows[method]) == sorted(metrics)
+        for metric in metrics:
+            values = [rep.tree.metrics[dataset][method][s]["test"][metric] for s in rep.tree.seeds]
+            cell = rows[method][metric]
+            assert cell["value"] == pytest.approx(np.mean(values), rel=1e-12)
+            assert cell["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9)
+            assert cell["text"] == f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def test_best_value_highlighted_per_column(rep):
+    for dataset, metrics in (("kirigami", {"r2": max, "mae": min, "rmse": min}), ("digits", {"accuracy": max})):
+        rows = _result_rows(rep.html, dataset)
+        for metric, pick in metrics.items():
+            best = pick(rows, key=lambda m: rows[m][metric]["value"])
+            flagged = [m for m in rows if rows[m][metric]["best"]]
+            assert flagged == [best], (dataset, metric)
+    assert [m for m, r in _result_rows(rep.html, "kirigami").items() if r["r2"]["best"]] == ["darts"]
+
+
+def test_parameters_time_and_device_columns(rep):
+    body = _table(rep.html, "results-kirigami")
+    row = re.search(r'<tr data-method="resnet18">(.*?)</tr>', body, flags=re.S).group(1)
+    assert "11.17 M" in row and "cuda:0" in row
+    rf = re.search(r'<tr data-method="random_forest">(.*?)</tr>', body, flags=re.S).group(1)
+    assert ">cpu<" in rf
+    seconds = [rep.tree.metrics["kirigami"]["resnet18"][s]["train_seconds"] for s in rep.tree.seeds]
+    assert f'data-value="{float(np.mean(seconds))!r}"' in row
+
+
+def test_per_seed_table_has_one_row_per_method_and_seed(rep):
+    body = _table(rep.html, "seeds-digits")
+    rows = re.findall(r'<tr data-method="([^"]+)" data-seed="(\d+)">', body)
+    assert sorted(rows) == sorted((m, str(s)) for m in METHODS for s in rep.tree.seeds)
+
+
+def test_stage_times_sum_the_benchmark_files(rep):
+    body = _table(rep.html, "stage-times")
+    for stage, seconds in rep.tree.stage_seconds.items():
+        match = re.search(rf'<tr data-stage="{stage}"><td>{stage}</td><td class="num" data-value="([^"]+)"', body)
+        assert match, stage
+        assert float(match.group(1)) == pytest.approx(seconds)
+
+
+# ----------------------------------------------------------------------------- sparsity / genotype
+
+def test_sparsity_statistics_separate_the_datasets(rep):
+    body = _table(rep.html, "sparsity-stats")
+    stats = {}
+    for dataset, cell, row in re.findall(r'<tr data-dataset="([^"]+)" data-cell="([^"]+)">(.*?)</tr>', body, re.S):
+        values = [float(v) for v in re.findall(r'data-value="([^"]+)"', row)]
+        stats[(dataset, cell)] = dict(zip(("max", "edge_max", "entropy", "near", "skip"), values))
+    assert set(stats) == {(d, c) for d in ("kirigami", "digits") for c in ("normal", "reduce")}
+    for cell in ("normal", "reduce"):
+        kir, dig = stats[("kirigami", cell)], stats[("digits", cell)]
+        assert kir["entropy"] > 0.99 and dig["entropy"] < 0.8
+        assert kir["near"] > 0.5 > dig["near"]
+        assert kir["max"] < 0.2 < dig["max"]
+
+
+def test_genotype_changes_match_the_fixture(rep):
+    for dataset, per_seed in rep.tree.genotype_changes.items():
+        for seed, changed in per_seed.items():
+            epochs = len(json.loads((rep.tree.results_dir / dataset / "search" / f"seed{seed}" /
+                                     "history.json").read_text())["epochs"])
+            assert (f"Seed {seed}: the derived cell changed at {len(changed)} of {epochs} epochs "
+                    f"(epochs {', '.join(map(str, changed))}") in rep.html
+
+
+def test_derive_agrees_with_history_genotypes(rep):
+    from workflow_lib.report.sparsity import derive
+
+    history = json.loads((rep.tree.results_dir / "digits" / "search" / "seed0" / "history.json").read_text())
+    with np.load(rep.tree.results_dir / "digits" / "search" / "seed0" / "alphas.npz") as npz:
+        normal = npz["normal"]
+    for k, epoch in enumerate(history["epochs"], start=1):
+        assert derive(normal[k], history["primitives"]) == epoch["genotype"]["normal"]
+
+
+# --------------------------------------------------------------------------- self-contained page
+
+def test_page_is_self_contained(rep):
+    html = rep.html
+    assert not re.search(r'<(?:script|img|iframe|link|source)[^>]+(?:src|href)="(?!data:)', html)
+    assert "<link" not in html and "@import" not in html
+    refs = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
+    assert all(r.startswith("data:") for r in refs), [r for r in refs if not r.startswith("data:")][:5]
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == html.count("<img ")
+    for data in images:
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+    # one inline graphviz SVG per cell type per dataset per seed, ids made unique
+    assert html.count('<div class="svg-wrap"><svg') == 2 * 2 * len(rep.tree.seeds)
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "duplicate element ids"
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html
+
+
+def test_cells_are_drawn_with_labelled_edges(rep):
+    genotype = json.loads((rep.tree.results_dir / "kirigami" / "search" / "seed0" / "genotype.json").read_text())
+    svg = html_mod.unescape((rep.figures_dir / "kirigami" / "cells" / "seed0_normal.svg").read_text())
+    for node in ("c_{k-2}", "c_{k-1}", "c_{k}", ">0<", ">3<"):
+        assert node in svg, node
+    for op, _ in genotype["normal"]:
+        assert op in svg
+
+
+# ------------------------------------------------------------------------------- figures manifest
+
+def test_figures_manifest_lists_every_written_file(rep):
+    manifest = json.loads((rep.figures_dir / "manifest.json").read_text())
+    assert manifest == json.loads(json.dumps(rep.manifest))
+    paths = {f["path"] for f in manifest["figures"]}
+    expected = {"_all/comparison/sparsity.png"}
+    for name in rep.tree.datasets:
+        expected |= {f"{name}/curves/search.png", f"{name}/curves/training.png", f"{name}/sparsity/weights.png",
+                     f"{name}/sparsity/entropy.png", f"{name}/sparsity/skip_count.png"}
+        for seed in rep.tree.seeds:
+            expected |= {f"{name}/cells/seed{seed}_normal.svg", f"{name}/cells/seed{seed}_reduce.svg",
+                         f"{name}/genotype/seed{seed}.png"}
+    expected |= {f"kirigami/parity/{m}.png" for m in METHODS} | {"digits/confusion/best.png"}
+    assert paths == expected
+    on_disk = {p.relative_to(rep.figures_dir).as_posix() for p in rep.figures_dir.rglob("*")
+               if p.is_file() and p.suffix in (".png", ".svg")}
+    assert on_disk == expected
+    for entry in manifest["figures"]:
+        assert Path(entry["file"]).stat().st_size > 200
+        assert (Path(__file__).resolve().parents[1] / entry["caption"]).exists(), entry["caption"]
+    for table in manifest["tables"]:
+        assert Path(table["file"]).read_text().count("\n") >= 1
+    assert not list(rep.html_path.parent.glob(".report.html.*")), "temporary file left behind"
+
+
+def test_captions_exist_for_each_figure_kind():
+    captions = Path(__file__).resolve().parents[1] / "report" / "captions"
+    for kind in ("cells", "curves", "sparsity", "parity", "confusion", "genotype", "comparison", "results_table",
+                 "tables", "page", "figures"):
+        assert (captions / f"{kind}.rst").read_text().strip(), kind
+
+
+# ----------------------------------------------------------------------------- robustness / units
+
+def test_missing_artifacts_are_listed_not_fatal(tmp_path):
+    from workflow_lib.report.run import report_step
+
+    tree = write_results_tree(tmp_path, seeds=[0])
+    (tree.results_dir / "digits" / "search" / "seed0" / "alphas.npz").unlink()
+    (tree.results_dir / "digits" / "methods" / "resnet18" / "seed0" / "metrics.json").unlink()
+    (tree.results_dir / "kirigami" / "methods" / "darts" / "seed0" / "predictions.csv").unlink()
+    out = tmp_path / "out" / "report.html"
+    manifest = report_step(tree.results_dir, ["kirigami", "digits", "absent"], [0, 7], out, "Partial")
+    html = out.read_text()
+    assert 'id="ds-absent"' in html and "prepared data: missing" in html
+    assert "resnet18 seed 0 metrics: missing" in html and "search seed 0 alphas: missing" in html
+    assert 'id="no-stage-times"' in html
+    assert 'data-method="resnet18"' not in _table(html, "results-digits")
+    assert any(f["path"] == "kirigami/parity/darts.png" for f in manifest["figures"])
+
+
+def test_benchmark_paths_and_seconds(tmp_path):
+    assert C.parse_benchmark_path(Path("benchmarks/kirigami/train_darts_seed0.tsv")) == ("kirigami", "train")
+    assert C.parse_benchmark_path(Path("/x/benchmarks/d1/random_forest_seed3.tsv")) == ("d1", "random_forest")
+    assert C.parse_benchmark_path(Path("benchmarks/d1/prepare.tsv")) == ("d1", "prepare")
+    assert C.parse_benchmark_path(Path("benchmarks/d1/search/seed0.tsv")) == ("d1", "search")
+    assert C.parse_benchmark_path(Path("benchmarks/d1/custom_step.7.tsv")) == ("d1", "custom_step")
+    bench = tmp_path / "b.tsv"
+    bench.write_text("s\th:m:s\tmax_rss\n10.0\t0:00:10\t1\n20.0\t0:00:20\t1\n")
+    assert C.read_benchmark_seconds(bench) == 15.0
+    times, notes = C.collect_stage_times([bench, tmp_path / "nope.tsv"])
+    assert [t.seconds for t in times] == [15.0] and "missing" in notes[0]
+
+
+def test_units_and_formatting():
+    info = C.DatasetInfo(name="k", target="yield_stress", provenance={"source": "md"})
+    assert info.unit == "GPa"
+    assert C.DatasetInfo(name="k", target="yield_stress", provenance={"source": "surrogate"}).unit \
+        == "surrogate model units"
+    assert C.DatasetInfo(name="k", target="yield_strain", provenance={"units": {"yield_strain": "%"}}).unit == "%"
+    assert R.fmt_num(0.123456) == "0.1235" and R.fmt_num(float("nan")) == "n/a" and R.fmt_num(None) == "n/a"
+    assert R.fmt_params(11_172_342) == "11.17 M" and R.fmt_seconds(7200) == "2.00 h"
+    mean, std, n = R.mean_std([1.0, 3.0, float("nan")])
+    assert (mean, n) == (2.0, 2) and std == pytest.approx(math.sqrt(2))

@@ -1,0 +1,56 @@
+"""The one split rule of the workflow: a seeded permutation; test first, the rest into search-train / search-val."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SEARCH_TRAIN = 0
+SEARCH_VAL = 1
+TEST = 2
+SPLIT_NAMES = {SEARCH_TRAIN: "search_train", SEARCH_VAL: "search_val", TEST: "test"}
+
+
+def make_split(
+    n: int, test_fraction: float = 0.2, seed: int = 42, search_val_fraction: float = 0.5
+) -> np.ndarray:
+    """Return an int8 vector (n,): 0 = search-train, 1 = search-val, 2 = test.
+
+    perm = numpy.random.default_rng(seed).permutation(n); the first round(test_fraction * n) indices of
+    perm are the test set; of the remaining m, the next round(search_val_fraction * m) are search-val and
+    the rest search-train. Deterministic in (n, test_fraction, seed, search_val_fraction); every method
+    reads the same stored split, so all test on the same samples.
+    """
+    n = int(n)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"make_split: test_fraction must be in (0, 1), got {test_fraction}")
+    if not 0.0 < search_val_fraction < 1.0:
+        raise ValueError(f"make_split: search_val_fraction must be in (0, 1), got {search_val_fraction}")
+    n_test = int(round(test_fraction * n))
+    n_rest = n - n_test
+    n_val = int(round(search_val_fraction * n_rest))
+    n_train = n_rest - n_val
+    if min(n_test, n_val, n_train) < 1:
+        raise ValueError(
+            f"make_split: {n} samples are too few for test_fraction={test_fraction}, "
+            f"search_val_fraction={search_val_fraction} (sizes: search-train {n_train}, "
+            f"search-val {n_val}, test {n_test}; each needs at least 1)"
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    split = np.full(n, SEARCH_TRAIN, dtype=np.int8)
+    split[perm[:n_test]] = TEST
+    split[perm[n_test : n_test + n_val]] = SEARCH_VAL
+    return split
+
+
+def split_sizes(split: np.ndarray) -> dict[str, int]:
+    split = np.asarray(split)
+    return {name: int(np.count_nonzero(split == code)) for code, name in SPLIT_NAMES.items()}
+
+
+def subset_index(n: int, subset: int | None, seed: int, what: str = "dataset") -> np.ndarray:
+    """Sorted indices of a seeded random subset of `subset` of n samples (all n when subset is None)."""
+    if subset is None or subset == n:
+        return np.arange(n)
+    if subset < 1 or subset > n:
+        raise ValueError(f"source.subset={subset} is outside 1..{n} (the {what} has {n} samples)")
+    return np.sort(np.random.default_rng(seed).choice(n, size=int(subset), replace=False))
