@@ -1,0 +1,193 @@
+"""One DARTS architecture search run (per dataset and seed) on the shared training engine.
+
+Each epoch (Liu et al., ICLR 2019, Alg. 1): for every pair of search-train / search-val mini-batches, one
+architecture step on the alphas (first or second order) and one SGD step on the weights; then the
+search-val metrics, the softmax architecture weights of both cell types, each edge's entropy, the derived
+genotype and its skip-connection counts are recorded. The engine checkpoints everything every epoch, so a
+killed search resumes and ends bitwise identical (CPU) to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workflow_lib.config import SearchConfig, StageConfig
+from workflow_lib.darts.architect import Architect, make_weight_optimizer, make_weight_scheduler, search_step
+from workflow_lib.darts.derive import count_skips, edge_entropy
+from workflow_lib.darts.genotypes import PRIMITIVES
+from workflow_lib.darts.search_model import SearchNetwork, build_search_network
+from workflow_lib.datasets.prepared import PreparedData
+from workflow_lib.engine import (
+    Batches,
+    Cutout,
+    EpochLoop,
+    Task,
+    device_label,
+    evaluate,
+    make_generator,
+    resolve_device,
+    seed_everything,
+    to_channels_last,
+)
+from workflow_lib.io import savez_atomic, torch_save_atomic, write_json_atomic
+from workflow_lib.provenance import run_info
+
+log = logging.getLogger("workflow_lib.darts.search")
+
+# Per-epoch keys that hold the (14, 8) softmax weights; they go to alphas.npz, not history.json.
+ALPHA_KEYS = ("alpha_normal", "alpha_reduce")
+
+
+def search_step_cli(stage: StageConfig, data_path: Path, out_dir: Path, checkpoint_dir: Path, seed: int) -> None:
+    """The `search` workflow step: read the stage config and prepared data, run, write the artifacts."""
+    data = PreparedData.load(data_path)
+    run_search(stage, data, out_dir, checkpoint_dir, seed)
+
+
+def architecture_record(model: SearchNetwork) -> dict[str, Any]:
+    """Softmax weights, per-edge entropy, derived genotype and its skip counts, at this point of the search."""
+    weights = {name: w.detach().cpu().numpy().astype(np.float64) for name, w in model.softmax_alphas().items()}
+    genotype = model.genotype()
+    skips_normal, skips_reduce = count_skips(genotype)
+    return {
+        "genotype": genotype.to_dict(),
+        "skip_count_normal": skips_normal,
+        "skip_count_reduce": skips_reduce,
+        "entropy_normal": edge_entropy(weights["normal"]).tolist(),
+        "entropy_reduce": edge_entropy(weights["reduce"]).tolist(),
+        "alpha_normal": weights["normal"].tolist(),
+        "alpha_reduce": weights["reduce"].tolist(),
+    }
+
+
+class SearchRun:
+    """Model, optimisers, batches and the per-epoch function of one search."""
+
+    def __init__(self, stage: StageConfig, data: PreparedData, seed: int):
+        self.cfg = SearchConfig.from_dict(stage.settings)
+        self.device = resolve_device(stage.device)
+        self.channels_last = stage.device.channels_last
+        seed_everything(seed)
+        self.task = Task.from_prepared(data, data.search_train_index)
+        self.x = torch.as_tensor(data.x, dtype=torch.float32).to(self.device)
+        self.y = torch.as_tensor(data.y).to(self.device)
+        self.val_index = data.search_val_index
+        model = build_search_network(data.in_channels, data.out_dim, self.cfg.C, self.cfg.layers).to(self.device)
+        self.model = to_channels_last(model, self.channels_last)
+        self.weight_optimizer = make_weight_optimizer(
+            self.model, self.cfg.w_lr, self.cfg.w_momentum, self.cfg.w_weight_decay
+        )
+        self.scheduler = make_weight_scheduler(self.weight_optimizer, self.cfg.epochs, self.cfg.w_lr_min)
+        self.architect = Architect(
+            self.model,
+            loss_fn=self.task.loss,
+            second_order=self.cfg.order == "second",
+            lr=self.cfg.alpha_lr,
+            betas=(self.cfg.alpha_beta1, self.cfg.alpha_beta2),
+            weight_decay=self.cfg.alpha_weight_decay,
+            w_momentum=self.cfg.w_momentum,
+            w_weight_decay=self.cfg.w_weight_decay,
+            l1_coef=self.cfg.l1_alpha,
+            entropy_coef=self.cfg.entropy_alpha,
+        )
+        cutout = Cutout(self.cfg.cutout_length) if self.cfg.cutout_length > 0 else None
+        self.train_batches = self._batches(data.search_train_index, make_generator(seed), cutout)
+        self.val_batches = self._batches(data.search_val_index, make_generator(seed + 1), None)
+
+    def _batches(self, index: np.ndarray, generator: torch.Generator, transform: Any) -> Batches:
+        return Batches(
+            self.x, self.y, self.cfg.batch_size, shuffle=True, generator=generator,
+            transform=transform, index=index, max_steps=self.cfg.max_steps_per_epoch,
+        )
+
+    def components(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "weight_optimizer": self.weight_optimizer,
+            "scheduler": self.scheduler,
+            "architect": self.architect,
+            "train_batches": self.train_batches,
+            "val_batches": self.val_batches,
+        }
+
+    def _prep(self, xb: torch.Tensor) -> torch.Tensor:
+        return to_channels_last(xb, self.channels_last)
+
+    def epoch(self, epoch: int) -> dict[str, Any]:
+        """One search epoch (0-based index): alternate alpha and weight steps, then measure."""
+        lr = self.scheduler.get_last_lr()[0]
+        self.model.train()
+        total, seen, steps = 0.0, 0, 0
+        preds, targets = [], []
+        for (x_train, y_train), (x_val, y_val) in zip(self.train_batches, self.val_batches):
+            loss, output = search_step(
+                self.model, self.architect, self.weight_optimizer,
+                self._prep(x_train), self.task.encode(y_train), self._prep(x_val), self.task.encode(y_val),
+                grad_clip=self.cfg.w_grad_clip,
+            )
+            total += loss.item() * y_train.shape[0]
+            seen += y_train.shape[0]
+            steps += 1
+            preds.append(self.task.decode(output).cpu())
+            targets.append(y_train.cpu())
+        self.scheduler.step()
+        train_metric = self.task.metrics(torch.cat(preds), torch.cat(targets))[self.task.metric_name]
+        val = evaluate(self.model, self.x, self.y, self.task, batch_size=max(self.cfg.batch_size, 256),
+                       index=self.val_index, channels_last=self.channels_last)
+        return {
+            "train_loss": total / max(seen, 1),
+            "train_metric": train_metric,
+            "val_loss": val["loss"],
+            "val_metric": val["metric"],
+            "lr": lr,
+            "steps": steps,
+            **architecture_record(self.model),
+        }
+
+
+def run_search(stage: StageConfig, data: PreparedData, out_dir: Path, checkpoint_dir: Path, seed: int) -> None:
+    started = time.perf_counter()
+    run = SearchRun(stage, data, seed)
+    log.info("search %s seed %d on %s: %s order, C=%d, %d layers, %d epochs, %d search-train / %d search-val",
+             stage.dataset, seed, device_label(run.device), run.cfg.order, run.cfg.C, run.cfg.layers,
+             run.cfg.epochs, len(data.search_train_index), len(data.search_val_index))
+    loop = EpochLoop(Path(checkpoint_dir) / "ckpt.pt", run.components(), run.cfg.epochs, log=log, name="search")
+    loop.extra.setdefault("initial", architecture_record(run.model))
+    history = loop.run(run.epoch)
+    write_search_artifacts(Path(out_dir), stage, run, loop.extra["initial"], history, seed,
+                           time.perf_counter() - started)
+
+
+def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, initial: dict, history: list[dict],
+                           seed: int, wall_seconds: float) -> None:
+    records = [initial, *history]
+    savez_atomic(
+        out_dir / "alphas.npz",
+        normal=np.array([r["alpha_normal"] for r in records], dtype=np.float64),
+        reduce=np.array([r["alpha_reduce"] for r in records], dtype=np.float64),
+        epoch=np.arange(len(records)),
+        primitives=np.array(PRIMITIVES),
+    )
+    epochs = [{k: v for k, v in row.items() if k not in ALPHA_KEYS} for row in history]
+    write_json_atomic(out_dir / "history.json", {
+        "dataset": stage.dataset,
+        "seed": seed,
+        "task": run.task.kind,
+        "metric": run.task.metric_name,
+        "primitives": list(PRIMITIVES),
+        "initial": {k: v for k, v in initial.items() if k not in ALPHA_KEYS},
+        "epochs": epochs,
+        "wall_seconds": wall_seconds,
+    })
+    torch_save_atomic(out_dir / "supernet.pt", run.model.state_dict())
+    write_json_atomic(out_dir / "genotype.json", run.model.genotype().to_dict())
+    info = run_info(stage.to_dict(), seed, str(run.device))
+    info.update({"device_label": device_label(run.device), "wall_seconds": wall_seconds,
+                 "parameters": sum(p.numel() for p in run.model.weights())})
+    write_json_atomic(out_dir / "run_info.json", info)

@@ -1,0 +1,187 @@
+"""EpochLoop: run epochs, checkpoint everything after each one, resume after a kill, log rate and ETA.
+
+Usage::
+
+    loop = EpochLoop(ckpt_dir / "ckpt.pt",
+                     {"model": model, "optimizer": optimizer, "batches": batches},
+                     total_epochs=cfg.epochs, log=logger)
+    history = loop.run(epoch_fn)          # epoch_fn(epoch: int) -> dict of scalars
+
+- ``epoch`` passed to ``epoch_fn`` is the **0-based** epoch index (0 .. total_epochs-1), as in the DARTS code
+  (e.g. ``drop_path_prob * epoch / epochs``, cosine lr at ``epoch``). The loop appends
+  ``{"epoch": epoch + 1, **scalars}`` to ``loop.history`` and adds ``"seconds"`` (wall time of epoch_fn)
+  unless epoch_fn returned it.
+- components: ``name -> object`` with ``state_dict()`` / ``load_state_dict(state)`` (models, optimizers,
+  schedulers, ``Batches``, ``Task``, ...) or a ``torch.Generator`` (saved with get_state/set_state).
+- after every epoch the checkpoint ``{"format", "epoch", "total_epochs", "history", "components",
+  "rng", "extra"}`` is written atomically (temp file + rename), with Python/NumPy/torch(/CUDA) RNG states.
+  ``loop.extra`` (a dict) is saved too: put small run-level state there.
+- on ``run`` the checkpoint is loaded if it exists: components, history, RNG states, ``extra`` are restored
+  and training continues at the next epoch. With the same code and seed, a resumed run ends bitwise
+  identical on the CPU to an uninterrupted one (only the wall-clock "seconds" values differ).
+  A checkpoint with ``epoch == total_epochs`` runs nothing (the work is done; components hold the result).
+- logs one line per epoch: ``epoch k/n  train_loss .. val_metric ..  X.X steps/s  ETA mm:ss`` where rate and
+  ETA use the epochs run in this process (``steps`` from epoch_fn's dict; epochs/s when absent).
+- ``stop_after`` (testing / wall-time budgets): return after this many epochs *in this process*.
+- ``fingerprint`` (optional str, e.g. a hash of the settings and seed): a checkpoint written with another
+  fingerprint is ignored with a warning (and overwritten), so changed settings never resume stale state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from workflow_lib.engine.seeding import rng_state, set_rng_state
+from workflow_lib.io import torch_save_atomic
+
+CHECKPOINT_FORMAT = 1
+LOG_KEYS = ("train_loss", "train_metric", "val_loss", "val_metric", "test_loss", "test_metric", "lr")
+
+_default_log = logging.getLogger("workflow_lib.engine.loop")
+
+
+def _state_of(component: Any) -> Any:
+    if isinstance(component, torch.Generator):
+        return component.get_state()
+    return component.state_dict()
+
+
+def _load_into(component: Any, state: Any) -> None:
+    if isinstance(component, torch.Generator):
+        component.set_state(state)
+    else:
+        component.load_state_dict(state)
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class EpochLoop:
+    def __init__(
+        self,
+        checkpoint_path: str | Path | None,
+        components: dict[str, Any],
+        total_epochs: int,
+        log: logging.Logger | Callable[[str], None] | None = None,
+        history_key: str = "history",
+        name: str = "",
+        fingerprint: str | None = None,
+    ):
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.components = dict(components)
+        self.total_epochs = int(total_epochs)
+        self.history_key = history_key
+        self.name = name
+        self.fingerprint = fingerprint
+        self._log = log if log is not None else _default_log
+        self.history: list[dict[str, Any]] = []
+        self.extra: dict[str, Any] = {}
+        self.epoch = 0  # epochs completed
+        self.resumed_from = 0
+
+    # -- logging ----------------------------------------------------------------------------------
+    def log(self, message: str, warning: bool = False) -> None:
+        if isinstance(self._log, logging.Logger):
+            (self._log.warning if warning else self._log.info)(message)
+        else:
+            self._log(message)
+
+    # -- checkpoint -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": self.epoch,
+            "total_epochs": self.total_epochs,
+            self.history_key: self.history,
+            "components": {name: _state_of(c) for name, c in self.components.items()},
+            "rng": rng_state(),
+            "extra": self.extra,
+            "fingerprint": self.fingerprint,
+        }
+
+    def save(self) -> None:
+        if self.checkpoint_path is not None:
+            torch_save_atomic(self.checkpoint_path, self.state())
+
+    def load(self) -> bool:
+        """Restore from the checkpoint when it exists; return whether it did."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise RuntimeError(f"{self.checkpoint_path}: unknown checkpoint format {state.get('format')!r}")
+        if self.fingerprint is not None and state.get("fingerprint") != self.fingerprint:
+            self.log(f"WARNING {self.checkpoint_path} was written with other settings "
+                     f"(fingerprint {state.get('fingerprint')} != {self.fingerprint}); starting afresh",
+                     warning=True)
+            return False
+        missing = sorted(set(self.components) - set(state["components"]))
+        if missing:
+            raise RuntimeError(f"{self.checkpoint_path}: checkpoint lacks component(s) {missing}; "
+                               "delete it to start afresh")
+        if state["epoch"] > self.total_epochs:
+            raise RuntimeError(f"{self.checkpoint_path}: checkpoint is at epoch {state['epoch']} but the run has "
+                               f"only {self.total_epochs} epochs; delete it to start afresh")
+        for name, component in self.components.items():
+            _load_into(component, state["components"][name])
+        self.history = list(state[self.history_key])
+        self.extra = dict(state.get("extra", {}))
+        self.epoch = int(state["epoch"])
+        set_rng_state(state["rng"])
+        self.resumed_from = self.epoch
+        return True
+
+    # -- run --------------------------------------------------------------------------------------
+    def run(self, epoch_fn: Callable[[int], dict[str, Any]], stop_after: int | None = None) -> list[dict[str, Any]]:
+        if self.load():
+            self.log(f"{self.name + ': ' if self.name else ''}resumed from {self.checkpoint_path} "
+                     f"at epoch {self.epoch}/{self.total_epochs}")
+        started = time.perf_counter()
+        steps_done = 0
+        epochs_done = 0
+        while self.epoch < self.total_epochs:
+            if stop_after is not None and epochs_done >= stop_after:
+                break
+            t0 = time.perf_counter()
+            scalars = dict(epoch_fn(self.epoch))
+            elapsed = time.perf_counter() - t0
+            scalars.setdefault("seconds", elapsed)
+            row = {"epoch": self.epoch + 1, **scalars}
+            self.history.append(row)
+            self.epoch += 1
+            epochs_done += 1
+            steps_done += int(scalars.get("steps", 0) or 0)
+            self.save()
+            self._log_epoch(row, started, epochs_done, steps_done)
+        return self.history
+
+    def _log_epoch(self, row: dict[str, Any], started: float, epochs_done: int, steps_done: int) -> None:
+        wall = max(time.perf_counter() - started, 1e-9)
+        remaining = (self.total_epochs - self.epoch) * wall / epochs_done
+        if steps_done:
+            rate = f"{steps_done / wall:.1f} steps/s"
+        else:
+            rate = f"{epochs_done / wall:.2f} epochs/s"
+        parts = [f"epoch {self.epoch}/{self.total_epochs}"]
+        parts += [f"{key} {_fmt(row[key])}" for key in LOG_KEYS if key in row]
+        parts += [rate, f"ETA {format_duration(remaining)}"]
+        prefix = f"{self.name}: " if self.name else ""
+        self.log(prefix + "  ".join(parts))
