@@ -7,7 +7,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The quick offline default, unless --configfile names another: a given file replaces it rather than
+# being merged into it (Snakemake would otherwise mix the quick settings into, e.g., config/paper.yaml).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"

@@ -9,17 +9,19 @@ rule random_forest:
         metrics=f"{LAYOUT.method_dir(method='random_forest')}/metrics.json",
         curves=f"{LAYOUT.method_dir(method='random_forest')}/curves.csv",
         predictions=f"{LAYOUT.method_dir(method='random_forest')}/predictions.csv",
-    params:
-        out=LAYOUT.method_dir(method="random_forest"),
-        checkpoints=LAYOUT.checkpoint("random_forest", name="seed{seed}"),
     log:
         f"{LAYOUT.logs}/{{dataset}}/random_forest_seed{{seed}}.log",
     benchmark:
         f"{LAYOUT.benchmarks}/{{dataset}}/random_forest_seed{{seed}}.tsv"
-    threads: threads_of
+    conda:
+        "envs/workflow.yaml"
+    threads: RULES.threads
     resources:
-        mem_mb=lambda w: resources_of(w.dataset, "mem_mb"),
-        runtime=lambda w: resources_of(w.dataset, "runtime"),
+        mem_mb=RULES.mem_mb,
+        runtime=RULES.runtime,
+    params:
+        out=LAYOUT.method_dir(method="random_forest"),
+        checkpoints=LAYOUT.checkpoint("random_forest", name="seed{seed}"),
     shell:
         "python -m workflow_lib baseline --method random_forest --stage {input.stage} --data {input.data}"
         " --out {params.out} --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
@@ -34,19 +36,21 @@ rule baseline_cnn:
         metrics=f"{LAYOUT.method_dir()}/metrics.json",
         curves=f"{LAYOUT.method_dir()}/curves.csv",
         predictions=f"{LAYOUT.method_dir()}/predictions.csv",
-    params:
-        out=LAYOUT.method_dir(),
-        checkpoints=LAYOUT.checkpoint("{method}", name="seed{seed}"),
     log:
         f"{LAYOUT.logs}/{{dataset}}/{{method}}_seed{{seed}}.log",
     benchmark:
         f"{LAYOUT.benchmarks}/{{dataset}}/{{method}}_seed{{seed}}.tsv"
-    threads: threads_of
-    resources:
-        gpu=gpu_resources,
-        mem_mb=lambda w: resources_of(w.dataset, "mem_mb"),
-        runtime=lambda w: resources_of(w.dataset, "runtime"),
     retries: 2
+    conda:
+        "envs/workflow.yaml"
+    threads: RULES.threads
+    resources:
+        gpu=RULES.gpu,
+        mem_mb=RULES.mem_mb,
+        runtime=RULES.runtime,
+    params:
+        out=LAYOUT.method_dir(),
+        checkpoints=LAYOUT.checkpoint("{method}", name="seed{seed}"),
     shell:
         "python -m workflow_lib baseline --method {wildcards.method} --stage {input.stage} --data {input.data}"
         " --out {params.out} --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
@@ -62,19 +66,21 @@ rule random_search:
         curves=f"{LAYOUT.method_dir(method='random_search')}/curves.csv",
         predictions=f"{LAYOUT.method_dir(method='random_search')}/predictions.csv",
         candidates=f"{LAYOUT.method_dir(method='random_search')}/candidates.json",
-    params:
-        out=LAYOUT.method_dir(method="random_search"),
-        checkpoints=LAYOUT.checkpoint("random_search", name="seed{seed}"),
     log:
         f"{LAYOUT.logs}/{{dataset}}/random_search_seed{{seed}}.log",
     benchmark:
         f"{LAYOUT.benchmarks}/{{dataset}}/random_search_seed{{seed}}.tsv"
-    threads: threads_of
-    resources:
-        gpu=gpu_resources,
-        mem_mb=lambda w: resources_of(w.dataset, "mem_mb"),
-        runtime=lambda w: resources_of(w.dataset, "runtime"),
     retries: 2
+    conda:
+        "envs/workflow.yaml"
+    threads: RULES.threads
+    resources:
+        gpu=RULES.gpu,
+        mem_mb=RULES.mem_mb,
+        runtime=RULES.runtime,
+    params:
+        out=LAYOUT.method_dir(method="random_search"),
+        checkpoints=LAYOUT.checkpoint("random_search", name="seed{seed}"),
     shell:
         "python -m workflow_lib baseline --method random_search --stage {input.stage} --data {input.data}"
         " --out {params.out} --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"

@@ -1,12 +1,18 @@
 # Config validation (before any job runs), the output layout, wildcard constraints and helpers.
 
 import json
+import os
 
 from snakemake.exceptions import WorkflowError
 
 from workflow_lib.config import ConfigError, load_config
 from workflow_lib.config.stage import stage_document
-from workflow_lib.workflow.targets import CNN_BASELINES, RESERVED_NAMES, Layout
+from workflow_lib.workflow.targets import (
+    CNN_BASELINES,
+    RESERVED_NAMES,
+    Layout,
+    RuleInputs,
+)
 
 try:
     CONFIG = load_config(config)
@@ -21,6 +27,7 @@ if _clashes:
     )
 SEEDS = CONFIG["seeds"]
 LAYOUT = Layout.from_config(CONFIG)
+RULES = RuleInputs(CONFIG, LAYOUT)
 
 
 wildcard_constraints:
@@ -28,15 +35,3 @@ wildcard_constraints:
     seed=r"\d+",
     stage="data|search|train|random_forest|resnet18|tiny_resnet|random_search",
     method="|".join(CNN_BASELINES),
-
-
-def resources_of(dataset, key):
-    return CONFIG["datasets"][dataset]["resources"][key]
-
-
-def gpu_resources(wildcards):
-    return resources_of(wildcards.dataset, "gpu")
-
-
-def threads_of(wildcards):
-    return resources_of(wildcards.dataset, "threads")

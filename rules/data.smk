@@ -4,11 +4,11 @@
 rule stage_config:
     output:
         LAYOUT.stage(),
-    params:
-        document=lambda w: stage_document(CONFIG, w.dataset, w.stage),
     log:
         f"{LAYOUT.logs}/{{dataset}}/stage_config_{{stage}}.log",
     localrule: True
+    params:
+        document=lambda w: stage_document(CONFIG, w.dataset, w.stage),
     run:
         from workflow_lib.io import write_json_atomic
 
@@ -25,8 +25,13 @@ rule raw_data:
     benchmark:
         f"{LAYOUT.benchmarks}/{{dataset}}/raw_data.tsv"
     localrule: True
+    conda:
+        "envs/workflow.yaml"
+    threads: RULES.threads
+    resources:
+        mem_mb=RULES.mem_mb,
     shell:
-        "python -m workflow_lib fetch --stage {input.stage} --out {output} > {log} 2>&1"
+        "python -m workflow_lib fetch --stage {input.stage} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule prepare:
@@ -39,9 +44,11 @@ rule prepare:
         f"{LAYOUT.logs}/{{dataset}}/prepare.log",
     benchmark:
         f"{LAYOUT.benchmarks}/{{dataset}}/prepare.tsv"
+    conda:
+        "envs/workflow.yaml"
     resources:
-        mem_mb=lambda w: resources_of(w.dataset, "mem_mb"),
-        runtime=lambda w: resources_of(w.dataset, "runtime"),
+        mem_mb=RULES.mem_mb,
+        runtime=RULES.runtime,
     shell:
         "python -m workflow_lib prepare --stage {input.stage} --manifest {input.manifest}"
         " --out {output} > {log} 2>&1"

@@ -11,6 +11,8 @@ rule summarize:
     log:
         f"{LAYOUT.logs}/{{dataset}}/summarize.log",
     localrule: True
+    conda:
+        "envs/workflow.yaml"
     shell:
         "python -m workflow_lib summarize --dataset {wildcards.dataset} --metrics {input.metrics}"
         " --out {output} > {log} 2>&1"
@@ -29,23 +31,39 @@ for _dataset in DATASETS:
 rule report:
     input:
         summaries=[LAYOUT.summary(dataset) for dataset in DATASETS],
+        metrics=[
+            path
+            for dataset in DATASETS
+            for path in LAYOUT.dataset_metrics(CONFIG, dataset)
+        ],
+        searches=[
+            path
+            for dataset in DATASETS
+            for path in LAYOUT.search_outputs(CONFIG, dataset)
+        ],
     output:
-        html=report(LAYOUT.report(), caption="../report/captions/page.rst", category="Report"),
+        html=report(
+            LAYOUT.report(), caption="../report/captions/page.rst", category="Report"
+        ),
         figures=report(
             directory(LAYOUT.figures()),
-            patterns=["{dataset}/{name}.svg"],
+            patterns=["{dataset}/{kind}/{name}.png", "{dataset}/{kind}/{name}.svg"],
             caption="../report/captions/figures.rst",
-            category="Figures",
+            category="{dataset}",
+            subcategory="{kind}",
         ),
+    log:
+        f"{LAYOUT.logs}/report.log",
+    localrule: True
+    conda:
+        "envs/workflow.yaml"
     params:
         datasets=DATASETS,
         seeds=SEEDS,
         title=CONFIG["report"]["title"],
         benchmarks=LAYOUT.benchmarks,
-    log:
-        f"{LAYOUT.logs}/report.log",
-    localrule: True
+        results=lambda w, output: os.path.dirname(output.html),
     shell:
-        "python -m workflow_lib report --results-dir {LAYOUT.results} --datasets {params.datasets}"
-        " --seeds {params.seeds} --title '{params.title}' --out {output.html} --figures-dir {output.figures}"
+        "python -m workflow_lib report --results-dir {params.results} --datasets {params.datasets}"
+        " --seeds {params.seeds} --title {params.title:q} --out {output.html} --figures-dir {output.figures}"
         " --benchmarks $(find {params.benchmarks} -name '*.tsv' 2>/dev/null) > {log} 2>&1"

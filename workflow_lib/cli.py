@@ -30,7 +30,7 @@ def _fetch(args: argparse.Namespace) -> None:
     from workflow_lib.config import read_stage_config
     from workflow_lib.datasets.run import fetch_step
 
-    fetch_step(read_stage_config(args.stage), Path(args.out))
+    fetch_step(read_stage_config(args.stage), Path(args.out), threads=max(args.threads, 1))
 
 
 def _prepare(args: argparse.Namespace) -> None:
@@ -42,7 +42,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def _search(args: argparse.Namespace) -> None:
     from workflow_lib.config import read_stage_config
-    from workflow_lib.darts.search_run import search_step
+    from workflow_lib.darts.search_run import search_step_cli as search_step
 
     search_step(read_stage_config(args.stage), Path(args.data), Path(args.out), Path(args.checkpoint_dir), args.seed)
 

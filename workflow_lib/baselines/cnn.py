@@ -9,7 +9,8 @@ from typing import Any
 from workflow_lib.config.types import CNNBaselineConfig
 from workflow_lib.engine import device_label
 from workflow_lib.models.registry import build_model
-from workflow_lib.training.run import Schedule, _fingerprint, fit, metrics_block, write_method_artifacts
+from workflow_lib.engine import fingerprint_of
+from workflow_lib.training.run import Schedule, fit, metrics_block, write_method_artifacts
 
 
 def run_cnn(model_name: str, stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path,
@@ -24,7 +25,7 @@ def run_cnn(model_name: str, stage: Any, data: Any, out_dir: str | Path, checkpo
 
     result = fit(build, data, schedule, data.train_index, data.test_index, stage.device,
                  Path(checkpoint_dir) / "ckpt.pt", seed, name=f"{model_name} seed {seed}",
-                 fingerprint=_fingerprint(model_name, cfg.to_dict(), int(seed)))
+                 fingerprint=fingerprint_of(model_name, cfg.to_dict(), int(seed)))
     return write_method_artifacts(
         out_dir, method=model_name, dataset=stage.dataset, seed=seed, task=result.task,
         parameters=result.parameters, train_seconds=result.train_seconds, device=device_label(result.device),

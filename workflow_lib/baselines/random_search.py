@@ -27,7 +27,8 @@ from workflow_lib.config.types import RandomSearchConfig, SearchConfig, TrainCon
 from workflow_lib.engine import Task, resolve_device
 from workflow_lib.io import read_json, write_json_atomic
 from workflow_lib.models.registry import darts_eval
-from workflow_lib.training.run import Schedule, _fingerprint, data_tensors, fit, metrics_block, run_training
+from workflow_lib.engine import fingerprint_of
+from workflow_lib.training.run import Schedule, data_tensors, fit, metrics_block, run_training
 
 log = logging.getLogger("workflow_lib.baselines.random_search")
 
@@ -76,7 +77,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
     record_path = checkpoint_dir / "candidates.json"
     genotypes = sample_genotypes(cfg.num_candidates, seed)
     schedule = candidate_schedule(cfg)
-    fingerprint = _fingerprint(cfg.to_dict(), int(seed))
+    fingerprint = fingerprint_of(cfg.to_dict(), int(seed))
     records: list[dict[str, Any]] = []
     if record_path.exists():
         saved = read_json(record_path)
@@ -95,7 +96,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
                                           layers=cfg.layers, auxiliary=False),
             data, schedule, data.search_train_index, data.search_val_index, stage.device,
             checkpoint_dir / "candidates" / f"cand{i}.pt", seed, name=f"random_search candidate {i + 1}/"
-            f"{cfg.num_candidates}", fingerprint=_fingerprint(fingerprint, genotype.to_dict()), tensors=tensors,
+            f"{cfg.num_candidates}", fingerprint=fingerprint_of(fingerprint, genotype.to_dict()), tensors=tensors,
         )
         records.append({
             "index": i,

@@ -30,6 +30,7 @@ from workflow_lib.engine import (
     Task,
     device_label,
     evaluate,
+    fingerprint_of,
     make_generator,
     resolve_device,
     seed_everything,
@@ -157,7 +158,9 @@ def run_search(stage: StageConfig, data: PreparedData, out_dir: Path, checkpoint
     log.info("search %s seed %d on %s: %s order, C=%d, %d layers, %d epochs, %d search-train / %d search-val",
              stage.dataset, seed, device_label(run.device), run.cfg.order, run.cfg.C, run.cfg.layers,
              run.cfg.epochs, len(data.search_train_index), len(data.search_val_index))
-    loop = EpochLoop(Path(checkpoint_dir) / "ckpt.pt", run.components(), run.cfg.epochs, log=log, name="search")
+    settings = fingerprint_of(stage.settings, seed, data.provenance, data.split_sizes())
+    loop = EpochLoop(Path(checkpoint_dir) / "ckpt.pt", run.components(), run.cfg.epochs, log=log, name="search",
+                     fingerprint=settings)
     loop.extra.setdefault("initial", architecture_record(run.model))
     history = loop.run(run.epoch)
     write_search_artifacts(Path(out_dir), stage, run, loop.extra["initial"], history, seed,

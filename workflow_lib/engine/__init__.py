@@ -20,7 +20,7 @@ from workflow_lib.engine.device import (
     set_threads,
     to_channels_last,
 )
-from workflow_lib.engine.loop import EpochLoop
+from workflow_lib.engine.loop import EpochLoop, fingerprint_of
 from workflow_lib.engine.seeding import rng_state, seed_everything, set_rng_state
 from workflow_lib.engine.steps import cosine_lr, evaluate, predict, set_lr, split_output, train_epoch
 from workflow_lib.engine.task import Task
@@ -36,6 +36,7 @@ __all__ = [
     "cosine_lr",
     "device_label",
     "evaluate",
+    "fingerprint_of",
     "make_generator",
     "predict",
     "resolve_device",

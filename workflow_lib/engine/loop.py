@@ -29,6 +29,8 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -57,6 +59,12 @@ def _load_into(component: Any, state: Any) -> None:
         component.set_state(state)
     else:
         component.load_state_dict(state)
+
+
+def fingerprint_of(*parts: Any) -> str:
+    """A short hash of a run's settings (JSON-able parts), stored in its checkpoint."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def format_duration(seconds: float) -> str:
@@ -176,8 +184,10 @@ class EpochLoop:
     def _log_epoch(self, row: dict[str, Any], started: float, epochs_done: int, steps_done: int) -> None:
         wall = max(time.perf_counter() - started, 1e-9)
         remaining = (self.total_epochs - self.epoch) * wall / epochs_done
-        if steps_done:
+        if steps_done and steps_done >= wall:
             rate = f"{steps_done / wall:.1f} steps/s"
+        elif steps_done:
+            rate = f"{wall / steps_done:.2f} s/step"
         else:
             rate = f"{epochs_done / wall:.2f} epochs/s"
         parts = [f"epoch {self.epoch}/{self.total_epochs}"]

@@ -19,8 +19,6 @@ outputs). A rerun resumes and ends bitwise identical on the CPU; a finished chec
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +39,7 @@ from workflow_lib.engine import (
     cosine_lr,
     device_label,
     evaluate,
+    fingerprint_of,
     make_generator,
     predict,
     resolve_device,
@@ -98,11 +97,6 @@ class FitResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _fingerprint(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def data_tensors(data: Any, device: torch.device, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.as_tensor(np.asarray(data.x), dtype=torch.float32).to(device)
     y = torch.as_tensor(np.asarray(data.y)).to(task.target_dtype()).to(device)
@@ -156,7 +150,7 @@ def fit(
 
     loop = EpochLoop(checkpoint_path, {"model": model, "optimizer": optimizer, "batches": batches},
                      schedule.epochs, log=log, name=name,
-                     fingerprint=fingerprint or _fingerprint(asdict(schedule), int(seed)))
+                     fingerprint=fingerprint or fingerprint_of(asdict(schedule), int(seed)))
     history = loop.run(epoch_fn)
     evaluation = evaluate(model, x, y, task, index=eval_index, **eval_kw)
     predictions = predict(model, x, task, index=eval_index, **eval_kw).numpy()
@@ -259,7 +253,7 @@ def run_training(
     t0 = time.perf_counter()
     result = fit(build, data, schedule, data.train_index, data.test_index, stage.device,
                  Path(checkpoint_dir) / "ckpt.pt", seed, name=f"{method_name} seed {seed}",
-                 fingerprint=_fingerprint(cfg.to_dict(), genotype.to_dict(), int(seed), method_name))
+                 fingerprint=fingerprint_of(cfg.to_dict(), genotype.to_dict(), int(seed), method_name))
     log.info("%s seed %d: test %s (%.1f s)", method_name, seed,
              {k: round(v, 4) for k, v in metrics_block(result.evaluation).items()}, time.perf_counter() - t0)
     return write_method_artifacts(

@@ -1,5 +1,5 @@
 """Glue between the Snakefile and the package: output paths and target lists from the validated config."""
 
-from workflow_lib.workflow.targets import Layout
+from workflow_lib.workflow.targets import Layout, RuleInputs
 
-__all__ = ["Layout"]
+__all__ = ["Layout", "RuleInputs"]

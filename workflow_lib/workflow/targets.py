@@ -71,3 +71,32 @@ class Layout:
         if "darts" not in config["datasets"][dataset]["methods"]:
             return []
         return [f"{self.search_dir(dataset, str(seed))}/history.json" for seed in config["seeds"]]
+
+
+@dataclass(frozen=True)
+class RuleInputs:
+    """Per-job values the rules compute from wildcards (resources, threads, inputs)."""
+
+    config: dict
+    layout: Layout
+
+    def resource(self, wildcards, key: str):
+        return self.config["datasets"][wildcards.dataset]["resources"][key]
+
+    def gpu(self, wildcards) -> int:
+        return self.resource(wildcards, "gpu")
+
+    def threads(self, wildcards) -> int:
+        return self.resource(wildcards, "threads")
+
+    def mem_mb(self, wildcards) -> int:
+        return self.resource(wildcards, "mem_mb")
+
+    def runtime(self, wildcards) -> int:
+        return self.resource(wildcards, "runtime")
+
+    def train_genotype(self, wildcards) -> list[str] | str:
+        """The search's genotype, unless the config names a published one (then no search is needed)."""
+        if self.config["datasets"][wildcards.dataset]["train"]["genotype"]:
+            return []
+        return f"{self.layout.search_dir(wildcards.dataset, wildcards.seed)}/genotype.json"

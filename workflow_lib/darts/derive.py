@@ -1,0 +1,80 @@
+"""Deriving a discrete cell from architecture weights, and search diagnostics."""
+from __future__ import annotations
+
+from typing import List, Tuple, Union
+
+import numpy as np
+import torch
+
+from .genotypes import Genotype
+from .ops import PRIMITIVES
+
+NONE_INDEX = PRIMITIVES.index("none")
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def _to_numpy(a: ArrayLike) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().double().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _softmax(a: np.ndarray) -> np.ndarray:
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _parse(weights: np.ndarray, steps: int) -> List[Tuple[str, int]]:
+    expected = sum(2 + i for i in range(steps))
+    if weights.shape != (expected, len(PRIMITIVES)):
+        raise ValueError(f"expected architecture weights of shape ({expected}, {len(PRIMITIVES)}), "
+                         f"got {tuple(weights.shape)}")
+    gene: List[Tuple[str, int]] = []
+    start = 0
+    for i in range(steps):
+        n_in = 2 + i
+        W = weights[start:start + n_in]
+        masked = W.copy()
+        masked[:, NONE_INDEX] = -np.inf
+        strength = masked.max(axis=1)
+        # two strongest incoming edges (stable for ties: lower input index first)
+        edges = sorted(range(n_in), key=lambda j: -strength[j])[:2]
+        for j in edges:
+            k_best = int(np.argmax(masked[j]))  # first maximum, never 'none'
+            gene.append((PRIMITIVES[k_best], j))
+        start += n_in
+    return gene
+
+
+def derive_genotype(alpha_normal: ArrayLike, alpha_reduce: ArrayLike, steps: int = 4,
+                    multiplier: int = 4) -> Genotype:
+    """The paper's rule: per intermediate node keep the 2 incoming edges whose strongest
+    non-``none`` softmax weight is largest; each edge's op is its argmax excluding ``none``.
+
+    ``alpha_*`` are the raw (steps-edge, 8) architecture parameters; the softmax over
+    each edge is applied here and the softmax weights are compared across edges.
+    """
+    wn = _softmax(_to_numpy(alpha_normal))
+    wr = _softmax(_to_numpy(alpha_reduce))
+    concat = list(range(2 + steps - multiplier, steps + 2))
+    return Genotype(normal=_parse(wn, steps), normal_concat=concat,
+                    reduce=_parse(wr, steps), reduce_concat=concat)
+
+
+def edge_entropy(weights: ArrayLike) -> np.ndarray:
+    """Shannon entropy (nats) of each edge's op distribution: (14, 8) -> (14,).
+
+    ``weights`` are softmax weights (rows summing to 1)."""
+    w = _to_numpy(weights)
+    if w.ndim != 2:
+        raise ValueError(f"expected a 2-D (edges, ops) array, got shape {w.shape}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(w > 0, w * np.log(w), 0.0)
+    return -terms.sum(axis=1)
+
+
+def count_skips(genotype: Genotype) -> Tuple[int, int]:
+    """Number of ``skip_connect`` ops in the (normal, reduce) cells."""
+    n = sum(1 for op, _ in genotype.normal if op == "skip_connect")
+    r = sum(1 for op, _ in genotype.reduce if op == "skip_connect")
+    return n, r

@@ -1,0 +1,89 @@
+"""Search-space building blocks: the mixed op of an edge and the search cell.
+
+Speed notes (the algorithm is unchanged):
+
+* ``none`` contributes exactly zero to the mixed-op sum, so it is skipped instead of
+  computing ``zeros * weight``.
+* Every ReLU-first op (sep/dil convs, FactorizedReduce) on every edge leaving a node
+  would compute ``relu(node)``; the cell computes it once per node and passes it on.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+
+NONE_INDEX = PRIMITIVES.index("none")
+
+
+class MixedOp(nn.Module):
+    """Softmax-weighted sum of all primitives on one edge (search ops: affine=False BN;
+    pooling followed by BatchNorm(affine=False) as in the original search code)."""
+
+    def __init__(self, C: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self._ops = nn.ModuleList()
+        for name in PRIMITIVES:
+            op = OPS[name](C, stride, False)
+            if "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+                op.relu_first = False
+            self._ops.append(op)
+        self._relu_first = [bool(getattr(op, "relu_first", False)) for op in self._ops]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, xr: torch.Tensor = None) -> torch.Tensor:
+        """``weights``: (8,) softmax weights of this edge; ``xr`` = relu(x) if precomputed."""
+        if xr is None:
+            xr = F.relu(x)
+        out = None
+        for k, op in enumerate(self._ops):
+            if k == NONE_INDEX:
+                continue  # exactly zero
+            y = op.forward_prerelu(xr) if self._relu_first[k] else op(x)
+            term = weights[k] * y
+            out = term if out is None else out + term
+        return out
+
+
+class SearchCell(nn.Module):
+    """DARTS search cell: 2 inputs, ``steps`` intermediate nodes, every node connected to
+    all its predecessors by a MixedOp; output = concat of the last ``multiplier`` nodes."""
+
+    def __init__(self, steps: int, multiplier: int, C_prev_prev: int, C_prev: int, C: int,
+                 reduction: bool, reduction_prev: bool):
+        super().__init__()
+        self.reduction = reduction
+        self.steps = steps
+        self.multiplier = multiplier
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
+        self._ops = nn.ModuleList()
+        for i in range(steps):
+            for j in range(2 + i):
+                stride = 2 if reduction and j < 2 else 1
+                self._ops.append(MixedOp(C, stride))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        s0 = self.preprocess0(s0)
+        s1 = self.preprocess1(s1)
+        states: List[torch.Tensor] = [s0, s1]
+        relus: List[torch.Tensor] = [F.relu(s0), F.relu(s1)]
+        offset = 0
+        for i in range(self.steps):
+            s = None
+            for j, h in enumerate(states):
+                y = self._ops[offset + j](h, weights[offset + j], relus[j])
+                s = y if s is None else s + y
+            offset += len(states)
+            states.append(s)
+            if i < self.steps - 1:  # the last node feeds no edge
+                relus.append(F.relu(s))
+        return torch.cat(states[-self.multiplier:], dim=1)
