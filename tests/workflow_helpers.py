@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,7 +38,8 @@ def write_config(path: Path, config: dict) -> Path:
 
 
 def default_config() -> dict:
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    """config/config.yaml as plain data (a JSON round trip undoes YAML anchors, so blocks edit separately)."""
+    return json.loads(json.dumps(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())))
 
 
 def planned_jobs(dry_run_output: str) -> dict[str, int]:
