@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from workflow_lib.baselines import BASELINES, run_baseline
 from workflow_lib.baselines import random_search as rs
@@ -14,13 +13,6 @@ from workflow_lib.config import StageConfig
 from workflow_lib.datasets.prepared import PreparedData
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is much faster than several on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 CNN = {"epochs": 1, "batch_size": 8, "lr": 0.05, "max_steps_per_epoch": 1}

@@ -29,13 +29,6 @@ from workflow_lib.engine import (
 from workflow_lib.engine.device import CUDA_MISSING_MESSAGE
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is much faster than several on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- device

@@ -12,13 +12,6 @@ from workflow_lib.engine import Batches, Cutout, EpochLoop, Task, make_generator
 from workflow_lib.engine.loop import format_duration
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is much faster than several on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 

@@ -6,13 +6,6 @@ import torch
 from workflow_lib.models import MODELS, build_model, count_parameters, resnet18, tiny_resnet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is much faster than several on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # tiny settings for the DARTS network so the test takes seconds

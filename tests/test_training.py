@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from workflow_lib.config import StageConfig
 from workflow_lib.datasets.prepared import PreparedData
@@ -13,13 +12,6 @@ from workflow_lib.training import run_training
 from workflow_lib.training import run as run_module
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is much faster than several on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 TRAIN = {"epochs": 3, "batch_size": 8, "C": 4, "layers": 3, "lr": 0.05, "lr_min": 0.0, "auxiliary": True,
