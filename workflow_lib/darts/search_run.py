@@ -1,5 +1,7 @@
 """One DARTS architecture search run (per dataset and seed) on the shared training engine.
 
+(Owned by the workflow lead: the CLI's `search` step and tests/test_darts_search_run.py use this module.)
+
 Each epoch (Liu et al., ICLR 2019, Alg. 1): for every pair of search-train / search-val mini-batches, one
 architecture step on the alphas (first or second order) and one SGD step on the weights; then the
 search-val metrics, the softmax architecture weights of both cell types, each edge's entropy, the derived
@@ -28,6 +30,7 @@ from workflow_lib.engine import (
     Cutout,
     EpochLoop,
     Task,
+    autocast,
     device_label,
     evaluate,
     fingerprint_of,
@@ -74,6 +77,7 @@ class SearchRun:
         self.cfg = SearchConfig.from_dict(stage.settings)
         self.device = resolve_device(stage.device)
         self.channels_last = stage.device.channels_last
+        self.bf16 = stage.device.bf16
         seed_everything(seed)
         self.task = Task.from_prepared(data, data.search_train_index)
         self.x = torch.as_tensor(data.x, dtype=torch.float32).to(self.device)
@@ -127,15 +131,16 @@ class SearchRun:
         total, seen, steps = 0.0, 0, 0
         preds, targets = [], []
         for (x_train, y_train), (x_val, y_val) in zip(self.train_batches, self.val_batches):
-            loss, output = search_step(
-                self.model, self.architect, self.weight_optimizer,
-                self._prep(x_train), self.task.encode(y_train), self._prep(x_val), self.task.encode(y_val),
-                grad_clip=self.cfg.w_grad_clip,
-            )
+            with autocast(self.device, self.bf16):  # bf16 on CUDA when configured; a no-op on the CPU
+                loss, output = search_step(
+                    self.model, self.architect, self.weight_optimizer,
+                    self._prep(x_train), self.task.encode(y_train), self._prep(x_val), self.task.encode(y_val),
+                    grad_clip=self.cfg.w_grad_clip,
+                )
             total += loss.item() * y_train.shape[0]
             seen += y_train.shape[0]
             steps += 1
-            preds.append(self.task.decode(output).cpu())
+            preds.append(self.task.decode(output.float()).cpu())
             targets.append(y_train.cpu())
         self.scheduler.step()
         train_metric = self.task.metrics(torch.cat(preds), torch.cat(targets))[self.task.metric_name]
