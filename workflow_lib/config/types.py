@@ -30,7 +30,7 @@ class DeviceConfig(ConfigBlock):
     type: str = "cpu"
     allow_cpu_fallback: bool = False
     bf16: bool = False
-    channels_last: bool = False
+    channels_last: bool = True
     threads: int = 0
 
 

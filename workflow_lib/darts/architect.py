@@ -18,7 +18,6 @@ run when only alpha gradients are wanted.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch

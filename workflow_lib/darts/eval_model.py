@@ -6,7 +6,7 @@ Set ``model.drop_path_prob`` each epoch (paper: linearly 0 -> 0.2 over training)
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
