@@ -149,5 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(err: Exception) -> bool:
     """Bad input (config, data, device) is reported in one line; bugs keep their traceback."""
-    names = {"ConfigError", "DataUnavailableError", "KirigamiFormatError", "DeviceUnavailableError", "DatasetError"}
+    names = {
+        "ConfigError", "DataUnavailableError", "KirigamiFormatError", "DeviceUnavailableError",
+        "PreparedDataError", "NpzFormatError", "GenotypeError",
+    }
     return type(err).__name__ in names or isinstance(err, FileNotFoundError)
