@@ -30,7 +30,7 @@ class DeviceConfig(ConfigBlock):
     type: str = "cpu"
     allow_cpu_fallback: bool = False
     bf16: bool = False
-    channels_last: bool = True
+    channels_last: bool = False
     threads: int = 0
 
 
