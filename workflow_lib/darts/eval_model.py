@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .genotypes import Genotype
-from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
+from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, make_stem
 
 
 class EvalCell(nn.Module):
@@ -93,10 +93,7 @@ class NetworkEval(nn.Module):
         self.auxiliary = auxiliary
         self.drop_path_prob = drop_path_prob
         C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C_curr),
-        )
+        self.stem = make_stem(in_channels, C_curr)
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = False

@@ -30,6 +30,14 @@ PRIMITIVES = (
 )
 
 
+def make_stem(in_channels: int, C_out: int) -> nn.Sequential:
+    """The network stem of both the search and the evaluation network: Conv 3x3 (no bias) -> BN."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, C_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(C_out),
+    )
+
+
 class ReLUConvBN(nn.Module):
     """ReLU -> Conv(k, stride, padding, no bias) -> BatchNorm."""
 

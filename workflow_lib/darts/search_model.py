@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import PRIMITIVES
+from .ops import PRIMITIVES, make_stem
 from .search_cells import SearchCell
 
 N_OPS = len(PRIMITIVES)
@@ -45,10 +45,7 @@ class SearchNetwork(nn.Module):
         self.stem_multiplier = stem_multiplier
 
         C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C_curr),
-        )
+        self.stem = make_stem(in_channels, C_curr)
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = False
