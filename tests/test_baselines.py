@@ -64,6 +64,7 @@ def test_baseline_artifacts_and_determinism(tmp_path, name, task):
         cands = json.loads((tmp_path / "a" / "candidates.json").read_text())
         assert len(cands["candidates"]) == 2 and saved["genotype"] == cands["candidates"][cands["best"]]["genotype"]
         assert all(c["seconds"] >= 0 for c in cands["candidates"])
+        assert cands["budget"]["candidate_epochs_total"] == 2 * cands["budget"]["candidate_epochs"]
     # same seed, fresh directories -> identical metrics
     b = run_baseline(name, st, data, tmp_path / "b", tmp_path / "cb", seed=0)
     assert a["test"] == b["test"] and a["parameters"] == b["parameters"]
@@ -117,3 +118,14 @@ def test_random_search_resumes_finished_candidates(tmp_path, monkeypatch):
     again = run_baseline("random_search", st, data, tmp_path / "a", tmp_path / "ca", seed=2)
     assert again["test"] == first["test"]
     monkeypatch.setattr(rs, "fit", real_fit)
+
+
+@pytest.mark.parametrize(("search_epochs", "match", "expected"), [(50, True, 6), (3, True, 2), (1, True, 1),
+                                                                   (50, False, 5), (None, True, 5)])
+def test_random_search_budget_matches_the_search(search_epochs, match, expected):
+    """Li & Talwalkar compare at equal budget: the candidates share the search's epochs."""
+    from workflow_lib.config.types import RandomSearchConfig, matched_candidate_epochs
+
+    cfg = RandomSearchConfig(num_candidates=8 if search_epochs == 50 else 2, candidate_epochs=5,
+                             match_search_budget=match)
+    assert matched_candidate_epochs(cfg, search_epochs) == expected

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 
-from workflow_lib.config.types import RandomSearchConfig, SearchConfig, TrainConfig
-from workflow_lib.engine import Task, resolve_device
+from workflow_lib.config.types import RandomSearchConfig, SearchConfig, TrainConfig, matched_candidate_epochs
+from workflow_lib.engine import Task, fingerprint_of, resolve_device
 from workflow_lib.io import read_json, write_json_atomic
 from workflow_lib.models.registry import darts_eval
-from workflow_lib.engine import fingerprint_of
 from workflow_lib.training.run import Schedule, data_tensors, fit, metrics_block, run_training
 
 log = logging.getLogger("workflow_lib.baselines.random_search")
@@ -62,9 +61,9 @@ def sample_genotypes(n: int, seed: int) -> list:
     return [sample_genotype(rng) for _ in range(n)]
 
 
-def candidate_schedule(cfg: RandomSearchConfig) -> Schedule:
+def candidate_schedule(cfg: RandomSearchConfig, search_epochs: int | None = None) -> Schedule:
     search = SearchConfig()  # the search's weight-optimizer defaults
-    return Schedule(epochs=cfg.candidate_epochs, batch_size=cfg.batch_size, lr=search.w_lr, lr_min=search.w_lr_min,
+    return Schedule(epochs=matched_candidate_epochs(cfg, search_epochs), batch_size=cfg.batch_size, lr=search.w_lr, lr_min=search.w_lr_min,
                     momentum=search.w_momentum, weight_decay=search.w_weight_decay, grad_clip=search.w_grad_clip,
                     max_steps_per_epoch=cfg.max_steps_per_epoch, eval_each_epoch=False)
 
@@ -76,8 +75,9 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
     checkpoint_dir = Path(checkpoint_dir)
     record_path = checkpoint_dir / "candidates.json"
     genotypes = sample_genotypes(cfg.num_candidates, seed)
-    schedule = candidate_schedule(cfg)
-    fingerprint = fingerprint_of(cfg.to_dict(), int(seed))
+    search_epochs = settings.get("search_epochs")
+    schedule = candidate_schedule(cfg, search_epochs)
+    fingerprint = fingerprint_of(cfg.to_dict(), schedule.epochs, int(seed))
     records: list[dict[str, Any]] = []
     if record_path.exists():
         saved = read_json(record_path)
@@ -126,6 +126,14 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
         "candidate_schedule": {k: v for k, v in schedule.__dict__.items()},
         "best": best,
         "candidates": records,
+        "budget": {
+            "matched_to_search": bool(cfg.match_search_budget and search_epochs),
+            "search_epochs": search_epochs,
+            "num_candidates": cfg.num_candidates,
+            "candidate_epochs": schedule.epochs,
+            "candidate_epochs_total": cfg.num_candidates * schedule.epochs,
+            "candidate_seconds_total": sum(float(r["seconds"] or 0.0) for r in records),
+        },
     }
     write_json_atomic(Path(out_dir) / "candidates.json", document)
     return run_training(stage, data, winner["genotype"], out_dir, checkpoint_dir / "final", seed,

@@ -24,7 +24,11 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
     if stage in ("search", "train"):
         return block[stage]
     if stage == "random_search":
-        return {"random_search": block["baselines"]["random_search"], "train": block["train"]}
+        return {
+            "random_search": block["baselines"]["random_search"],
+            "train": block["train"],
+            "search_epochs": block["search"]["epochs"],  # the DARTS budget a matched random search shares
+        }
     if stage in ("random_forest", "resnet18", "tiny_resnet"):
         return block["baselines"][stage]
     raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")

@@ -127,10 +127,18 @@ class RandomForestConfig(ConfigBlock):
 class RandomSearchConfig(ConfigBlock):
     num_candidates: int = 8
     candidate_epochs: int = 5
+    match_search_budget: bool = True
     C: int = 16
     layers: int = 8
     batch_size: int = 64
     max_steps_per_epoch: int | None = None
+
+
+def matched_candidate_epochs(cfg: RandomSearchConfig, search_epochs: int | None) -> int:
+    """Epochs per random-search candidate: the search's epochs shared among the candidates, or as configured."""
+    if not cfg.match_search_budget or not search_epochs:
+        return cfg.candidate_epochs
+    return max(1, round(search_epochs / cfg.num_candidates))
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class MethodRun:
     metrics: dict[str, Any]
     curves: list[dict[str, float]]  # rows of curves.csv
     predictions: dict[str, np.ndarray] | None  # index, y_true, y_pred
+    candidates: dict[str, Any] | None = None  # random search: candidates.json (candidates, best, budget)
 
     @property
     def test(self) -> dict[str, Any]:
@@ -328,7 +329,11 @@ def read_method_run(run_dir: Path, method: str, seed: int, notes: list[str]) -> 
                            for key in ("index", "y_true", "y_pred")}
         except (OSError, ValueError, csv.Error) as error:
             notes.append(f"{method} seed {seed} predictions: unreadable ({error})")
-    return MethodRun(method=method, seed=seed, metrics=metrics, curves=curves, predictions=predictions)
+    candidates = None
+    if (run_dir / "candidates.json").exists():
+        candidates = _read_json(run_dir / "candidates.json", notes, f"{method} seed {seed} candidates")
+    return MethodRun(method=method, seed=seed, metrics=metrics, curves=curves, predictions=predictions,
+                     candidates=candidates if isinstance(candidates, dict) else None)
 
 
 def _seed_of(name: str) -> int | None:

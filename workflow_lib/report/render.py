@@ -155,6 +155,25 @@ def search_table(ds: DatasetResults) -> list[dict[str, Any]]:
     return rows
 
 
+def budget_table(ds: DatasetResults) -> list[dict[str, Any]]:
+    """The architecture-search budgets side by side: DARTS search vs random search's candidates."""
+    rows = []
+    for seed, run in sorted(ds.searches.items()):
+        steps = sum(int(e.get("steps") or 0) for e in run.epochs)
+        rows.append({"method": "DARTS search", "seed": seed, "epochs": str(run.n_epochs),
+                     "steps": str(steps) if steps else "n/a", "wall": fmt_seconds(run.wall_seconds)})
+    for seed, run in sorted(ds.methods.get("random_search", {}).items()):
+        budget = (run.candidates or {}).get("budget") or {}
+        if not budget:
+            continue
+        epochs = f"{budget.get('num_candidates')} x {budget.get('candidate_epochs')}"
+        if budget.get("matched_to_search"):
+            epochs += f" (matched to {budget.get('search_epochs')})"
+        rows.append({"method": "Random search (candidates)", "seed": seed, "epochs": epochs, "steps": "n/a",
+                     "wall": fmt_seconds(budget.get("candidate_seconds_total"))})
+    return rows
+
+
 def best_run(ds: DatasetResults, metric: str):
     """The best method (mean over seeds) and its best seed's run."""
     table = results_table(ds)

@@ -138,6 +138,7 @@ def dataset_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any]:
     section["results"] = table
     section["per_seed"] = R.per_seed_table(ds)
     section["search"] = R.search_table(ds)
+    section["budget"] = R.budget_table(ds)
     figs.table(ds.name, "results",
                ["method", "n_seeds", "parameters", "train_seconds_mean", "device"]
                + [f"{m}_{s}" for m in table["metrics"] for s in ("mean", "std")],
