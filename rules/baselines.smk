@@ -10,9 +10,9 @@ rule random_forest:
         curves=f"{LAYOUT.method_dir(method='random_forest')}/curves.csv",
         predictions=f"{LAYOUT.method_dir(method='random_forest')}/predictions.csv",
     log:
-        f"{LAYOUT.logs}/{{dataset}}/random_forest_seed{{seed}}.log",
+        LAYOUT.log("{dataset}", "random_forest_seed{seed}"),
     benchmark:
-        f"{LAYOUT.benchmarks}/{{dataset}}/random_forest_seed{{seed}}.tsv"
+        LAYOUT.benchmark("{dataset}", "random_forest_seed{seed}")
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
@@ -37,9 +37,9 @@ rule baseline_cnn:
         curves=f"{LAYOUT.method_dir()}/curves.csv",
         predictions=f"{LAYOUT.method_dir()}/predictions.csv",
     log:
-        f"{LAYOUT.logs}/{{dataset}}/{{method}}_seed{{seed}}.log",
+        LAYOUT.log("{dataset}", "{method}_seed{seed}"),
     benchmark:
-        f"{LAYOUT.benchmarks}/{{dataset}}/{{method}}_seed{{seed}}.tsv"
+        LAYOUT.benchmark("{dataset}", "{method}_seed{seed}")
     retries: 2
     conda:
         "envs/workflow.yaml"
@@ -67,9 +67,9 @@ rule random_search:
         predictions=f"{LAYOUT.method_dir(method='random_search')}/predictions.csv",
         candidates=f"{LAYOUT.method_dir(method='random_search')}/candidates.json",
     log:
-        f"{LAYOUT.logs}/{{dataset}}/random_search_seed{{seed}}.log",
+        LAYOUT.log("{dataset}", "random_search_seed{seed}"),
     benchmark:
-        f"{LAYOUT.benchmarks}/{{dataset}}/random_search_seed{{seed}}.tsv"
+        LAYOUT.benchmark("{dataset}", "random_search_seed{seed}")
     retries: 2
     conda:
         "envs/workflow.yaml"

@@ -1,6 +1,5 @@
 # Config validation (before any job runs), the output layout, wildcard constraints and helpers.
 
-import json
 import os
 
 from snakemake.exceptions import WorkflowError

@@ -5,7 +5,7 @@ rule stage_config:
     output:
         LAYOUT.stage(),
     log:
-        f"{LAYOUT.logs}/{{dataset}}/stage_config_{{stage}}.log",
+        LAYOUT.log("{dataset}", "stage_config_{stage}"),
     localrule: True
     params:
         document=lambda w: stage_document(CONFIG, w.dataset, w.stage),
@@ -21,9 +21,9 @@ rule raw_data:
     output:
         LAYOUT.manifest(),
     log:
-        f"{LAYOUT.logs}/{{dataset}}/raw_data.log",
+        LAYOUT.log("{dataset}", "raw_data"),
     benchmark:
-        f"{LAYOUT.benchmarks}/{{dataset}}/raw_data.tsv"
+        LAYOUT.benchmark("{dataset}", "raw_data")
     localrule: True
     conda:
         "envs/workflow.yaml"
@@ -41,9 +41,9 @@ rule prepare:
     output:
         LAYOUT.prepared(),
     log:
-        f"{LAYOUT.logs}/{{dataset}}/prepare.log",
+        LAYOUT.log("{dataset}", "prepare"),
     benchmark:
-        f"{LAYOUT.benchmarks}/{{dataset}}/prepare.tsv"
+        LAYOUT.benchmark("{dataset}", "prepare")
     conda:
         "envs/workflow.yaml"
     resources:

@@ -9,7 +9,7 @@ rule summarize:
     output:
         LAYOUT.summary(),
     log:
-        f"{LAYOUT.logs}/{{dataset}}/summarize.log",
+        LAYOUT.log("{dataset}", "summarize"),
     localrule: True
     conda:
         "envs/workflow.yaml"

@@ -12,9 +12,9 @@ rule search:
         supernet=f"{LAYOUT.search_dir()}/supernet.pt",
         run_info=f"{LAYOUT.search_dir()}/run_info.json",
     log:
-        f"{LAYOUT.logs}/{{dataset}}/search_seed{{seed}}.log",
+        LAYOUT.log("{dataset}", "search_seed{seed}"),
     benchmark:
-        f"{LAYOUT.benchmarks}/{{dataset}}/search_seed{{seed}}.tsv"
+        LAYOUT.benchmark("{dataset}", "search_seed{seed}")
     retries: 2
     conda:
         "envs/workflow.yaml"

@@ -11,9 +11,9 @@ rule train:
         curves=f"{LAYOUT.method_dir(method='darts')}/curves.csv",
         predictions=f"{LAYOUT.method_dir(method='darts')}/predictions.csv",
     log:
-        f"{LAYOUT.logs}/{{dataset}}/train_darts_seed{{seed}}.log",
+        LAYOUT.log("{dataset}", "train_darts_seed{seed}"),
     benchmark:
-        f"{LAYOUT.benchmarks}/{{dataset}}/train_darts_seed{{seed}}.tsv"
+        LAYOUT.benchmark("{dataset}", "train_darts_seed{seed}")
     retries: 2
     conda:
         "envs/workflow.yaml"

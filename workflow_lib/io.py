@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -46,7 +47,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_json_atomic(path: str | Path, document: Any) -> Path:
-    text = json.dumps(document, indent=2, sort_keys=False, default=_json_default) + "\n"
+    text = json.dumps(document, indent=2, sort_keys=False, default=json_default) + "\n"
     return write_text_atomic(path, text)
 
 
@@ -66,13 +67,21 @@ def read_json(path: str | Path) -> Any:
         return json.load(handle)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
+def json_default(value: Any) -> Any:
+    """json.dumps default= for NumPy scalars and arrays and paths."""
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a file, read in chunks (data files can be large)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

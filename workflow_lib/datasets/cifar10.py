@@ -11,7 +11,6 @@ fetch records instead whether every file matches the official MD5 ("official_md5
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from workflow_lib.config.types import DataConfig
 from workflow_lib.datasets.fetch import DataUnavailableError, file_record, manifest_file
 from workflow_lib.datasets.prepared import PreparedData
+from workflow_lib.io import file_digest
 from workflow_lib.datasets.splits import subset_index
 
 DESCRIPTION = "CIFAR-10: 60,000 32x32 colour images in 10 classes (classification)"
@@ -50,14 +50,6 @@ OFFICIAL_MD5 = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
     "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
 }
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _torchvision_download(root: Path) -> None:
@@ -93,7 +85,7 @@ def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
         if _missing(folder):
             raise DataUnavailableError(f"CIFAR-10 download finished but {folder} lacks {_missing(folder)}. {hint}")
     files = {name: file_record(folder / name) for name in FILES}
-    md5_match = all(_md5(folder / name) == OFFICIAL_MD5[name] for name in FILES)
+    md5_match = all(file_digest(folder / name, "md5") == OFFICIAL_MD5[name] for name in FILES)
     return {
         "kind": "cifar10",
         "root": str(root),

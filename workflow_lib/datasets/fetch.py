@@ -6,14 +6,13 @@ finished (and, if asked, passed a validation callback), so an interrupted or bad
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from workflow_lib.io import atomic_path
+from workflow_lib.io import atomic_path, file_digest
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -22,12 +21,8 @@ class DataUnavailableError(RuntimeError):
     """The raw data is not on disk and cannot be downloaded (offline, download disabled, bad URL)."""
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def sha256_file(path: str | Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def file_record(path: str | Path) -> dict[str, object]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from workflow_lib.datasets.splits import SEARCH_TRAIN, SEARCH_VAL, SPLIT_NAMES, TEST, split_sizes
-from workflow_lib.io import savez_atomic
+from workflow_lib.io import json_default, savez_atomic
 
 __all__ = ["PreparedData", "PreparedDataError", "SEARCH_TRAIN", "SEARCH_VAL", "TEST", "SPLIT_NAMES", "TASKS"]
 
@@ -179,7 +179,7 @@ class PreparedData:
             "task": np.array(self.task, dtype=np.str_),
             "class_names": _str_array(self.class_names),
             "split": self.split,
-            "provenance": np.array(json.dumps(self.provenance, sort_keys=True, default=_json_default), dtype=np.str_),
+            "provenance": np.array(json.dumps(self.provenance, sort_keys=True, default=json_default), dtype=np.str_),
         }
         if self.coarse is not None:
             arrays["coarse"] = self.coarse
@@ -223,13 +223,3 @@ class PreparedData:
 
 def _str_array(values: tuple[str, ...]) -> np.ndarray:
     return np.array(list(values), dtype=np.str_) if values else np.zeros(0, dtype="<U1")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"provenance value not JSON serialisable: {type(value).__name__}")

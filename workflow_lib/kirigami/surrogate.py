@@ -39,7 +39,6 @@ solve plus dense maps from boundary displacements to every bond strain.
 from __future__ import annotations
 
 import functools
-import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -48,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
-from workflow_lib.io import write_json_atomic
+from workflow_lib.io import file_digest, write_json_atomic
 from workflow_lib.kirigami.lattice import (
     CELL_DX,
     CELL_DY,
@@ -286,14 +285,6 @@ def simulate(patterns: np.ndarray, workers: int = 1) -> SurrogateResult:
     return SurrogateResult(targets=targets, stiffness=stiffness)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def generate_raw_file(path: str | Path, n_patterns: int | None = None, seed: int = 0, workers: int = 1) -> Path:
     """Write surrogate data in the authors' 18-column format plus ``path + '.provenance.json'``.
 
@@ -309,7 +300,7 @@ def generate_raw_file(path: str | Path, n_patterns: int | None = None, seed: int
         "parameters": parameters(),
         "n_patterns": int(patterns.shape[0]),
         "seed": seed,
-        "sha256": _sha256(path),
+        "sha256": file_digest(path, "sha256"),
     }
     write_json_atomic(Path(f"{path}.provenance.json"), provenance)
     return path
