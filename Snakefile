@@ -4,14 +4,17 @@
 
 from snakemake.utils import min_version
 
+from workflow_lib.workflow.snakefile_config import DEFAULT_CONFIG, check_yaml
+
 min_version("9.0")
 
 
 # The quick offline default, unless --configfile names another: a given file replaces it rather than
 # being merged into it (Snakemake would otherwise mix the quick settings into, e.g., config/paper.yaml).
 if not workflow.overwrite_configfiles:
+    check_yaml(DEFAULT_CONFIG)
 
-    configfile: "config/config.yaml"
+    configfile: DEFAULT_CONFIG
 
 
 include: "rules/common.smk"

@@ -3,7 +3,6 @@
 
 rule random_forest:
     input:
-        stage=LAYOUT.stage(stage="random_forest"),
         data=LAYOUT.prepared(),
     output:
         metrics=f"{LAYOUT.method_dir(method='random_forest')}/metrics.json",
@@ -20,17 +19,17 @@ rule random_forest:
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
+        settings=RULES.settings("random_forest"),
         out=LAYOUT.method_dir(method="random_forest"),
         checkpoints=LAYOUT.checkpoint("random_forest", name="seed{seed}"),
     shell:
-        "python -m workflow_lib baseline --method random_forest --stage {input.stage} --data {input.data}"
-        " --out {params.out} --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
-        " --threads {threads} > {log} 2>&1"
+        "python -m workflow_lib baseline --method random_forest --settings {params.settings:q}"
+        " --data {input.data} --out {params.out} --checkpoint-dir {params.checkpoints}"
+        " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
 
 
 rule baseline_cnn:
     input:
-        stage=LAYOUT.stage(stage="{method}"),
         data=LAYOUT.prepared(),
     output:
         metrics=f"{LAYOUT.method_dir()}/metrics.json",
@@ -40,7 +39,6 @@ rule baseline_cnn:
         LAYOUT.log("{dataset}", "{method}_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "{method}_seed{seed}")
-    retries: 2
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
@@ -49,17 +47,17 @@ rule baseline_cnn:
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
+        settings=RULES.method_settings,
         out=LAYOUT.method_dir(),
         checkpoints=LAYOUT.checkpoint("{method}", name="seed{seed}"),
     shell:
-        "python -m workflow_lib baseline --method {wildcards.method} --stage {input.stage} --data {input.data}"
-        " --out {params.out} --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
-        " --threads {threads} > {log} 2>&1"
+        "python -m workflow_lib baseline --method {wildcards.method} --settings {params.settings:q}"
+        " --data {input.data} --out {params.out} --checkpoint-dir {params.checkpoints}"
+        " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
 
 
 rule random_search:
     input:
-        stage=LAYOUT.stage(stage="random_search"),
         data=LAYOUT.prepared(),
     output:
         metrics=f"{LAYOUT.method_dir(method='random_search')}/metrics.json",
@@ -70,7 +68,6 @@ rule random_search:
         LAYOUT.log("{dataset}", "random_search_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "random_search_seed{seed}")
-    retries: 2
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
@@ -79,9 +76,10 @@ rule random_search:
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
+        settings=RULES.settings("random_search"),
         out=LAYOUT.method_dir(method="random_search"),
         checkpoints=LAYOUT.checkpoint("random_search", name="seed{seed}"),
     shell:
-        "python -m workflow_lib baseline --method random_search --stage {input.stage} --data {input.data}"
-        " --out {params.out} --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
-        " --threads {threads} > {log} 2>&1"
+        "python -m workflow_lib baseline --method random_search --settings {params.settings:q}"
+        " --data {input.data} --out {params.out} --checkpoint-dir {params.checkpoints}"
+        " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"

@@ -1,23 +1,9 @@
-# Data: per-stage config slices, raw data (download / surrogate), preparation and fixed splits.
-
-
-rule stage_config:
-    output:
-        LAYOUT.stage(),
-    log:
-        LAYOUT.log("{dataset}", "stage_config_{stage}"),
-    localrule: True
-    params:
-        document=lambda w: stage_document(CONFIG, w.dataset, w.stage),
-    run:
-        from workflow_lib.io import write_json_atomic
-
-        write_json_atomic(output[0], params.document)
+# Data: raw data (download / surrogate / the user's file) and preparation with the fixed split.
 
 
 rule raw_data:
     input:
-        stage=LAYOUT.stage(stage="data"),
+        RULES.source_files,
     output:
         LAYOUT.manifest(),
     log:
@@ -30,16 +16,19 @@ rule raw_data:
     threads: RULES.threads
     resources:
         mem_mb=RULES.mem_mb,
+    params:
+        settings=RULES.settings("raw_data"),
     shell:
-        "python -m workflow_lib fetch --stage {input.stage} --out {output} --threads {threads} > {log} 2>&1"
+        "python -m workflow_lib fetch --settings {params.settings:q} --out {output} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule prepare:
     input:
-        stage=LAYOUT.stage(stage="data"),
         manifest=LAYOUT.manifest(),
     output:
-        LAYOUT.prepared(),
+        data=LAYOUT.prepared(),
+        summary=LAYOUT.prepared_summary(),
     log:
         LAYOUT.log("{dataset}", "prepare"),
     benchmark:
@@ -49,6 +38,8 @@ rule prepare:
     resources:
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
+    params:
+        settings=RULES.settings("prepare"),
     shell:
-        "python -m workflow_lib prepare --stage {input.stage} --manifest {input.manifest}"
-        " --out {output} > {log} 2>&1"
+        "python -m workflow_lib prepare --settings {params.settings:q} --manifest {input.manifest}"
+        " --out {output.data} > {log} 2>&1"

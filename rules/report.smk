@@ -1,6 +1,8 @@
 # Per-dataset summaries (the target that runs one dataset's whole chain), named dataset targets,
 # and the HTML report.
 
+import os
+
 
 rule summarize:
     input:
@@ -31,6 +33,7 @@ for _dataset in DATASETS:
 rule report:
     input:
         summaries=[LAYOUT.summary(dataset) for dataset in DATASETS],
+        data=[LAYOUT.prepared_summary(dataset) for dataset in DATASETS],
         metrics=[
             path
             for dataset in DATASETS
@@ -58,12 +61,8 @@ rule report:
     conda:
         "envs/workflow.yaml"
     params:
-        datasets=DATASETS,
-        seeds=SEEDS,
-        title=CONFIG["report"]["title"],
-        benchmarks=LAYOUT.benchmarks,
+        plan=LAYOUT.report_plan(CONFIG),
         results=lambda w, output: os.path.dirname(output.html),
     shell:
-        "python -m workflow_lib report --results-dir {params.results} --datasets {params.datasets}"
-        " --seeds {params.seeds} --title {params.title:q} --out {output.html} --figures-dir {output.figures}"
-        " --benchmarks $(find {params.benchmarks} -name '*.tsv' 2>/dev/null) > {log} 2>&1"
+        "python -m workflow_lib report --results-dir {params.results} --plan {params.plan:q}"
+        " --out {output.html} --figures-dir {output.figures} > {log} 2>&1"

@@ -3,7 +3,6 @@
 
 rule search:
     input:
-        stage=LAYOUT.stage(stage="search"),
         data=LAYOUT.prepared(),
     output:
         genotype=f"{LAYOUT.search_dir()}/genotype.json",
@@ -15,7 +14,6 @@ rule search:
         LAYOUT.log("{dataset}", "search_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "search_seed{seed}")
-    retries: 2
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
@@ -24,8 +22,9 @@ rule search:
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
+        settings=RULES.settings("search"),
         out=LAYOUT.search_dir(),
         checkpoints=LAYOUT.checkpoint("search", name="seed{seed}"),
     shell:
-        "python -m workflow_lib search --stage {input.stage} --data {input.data} --out {params.out}"
+        "python -m workflow_lib search --settings {params.settings:q} --data {input.data} --out {params.out}"
         " --checkpoint-dir {params.checkpoints} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"

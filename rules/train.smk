@@ -3,7 +3,6 @@
 
 rule train:
     input:
-        stage=LAYOUT.stage(stage="train"),
         data=LAYOUT.prepared(),
         genotype=RULES.train_genotype,
     output:
@@ -14,7 +13,6 @@ rule train:
         LAYOUT.log("{dataset}", "train_darts_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "train_darts_seed{seed}")
-    retries: 2
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
@@ -23,12 +21,13 @@ rule train:
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
+        settings=RULES.settings("train"),
         out=LAYOUT.method_dir(method="darts"),
         checkpoints=LAYOUT.checkpoint("train", name="seed{seed}"),
         genotype=lambda w, input: (
             f"--genotype {input.genotype}" if input.genotype else ""
         ),
     shell:
-        "python -m workflow_lib train --stage {input.stage} --data {input.data} {params.genotype}"
+        "python -m workflow_lib train --settings {params.settings:q} --data {input.data} {params.genotype}"
         " --out {params.out} --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
         " --threads {threads} > {log} 2>&1"

@@ -126,6 +126,6 @@ def test_random_search_budget_matches_the_search(search_epochs, match, expected)
     """Li & Talwalkar compare at equal budget: the candidates share the search's epochs."""
     from workflow_lib.config.types import RandomSearchConfig, matched_candidate_epochs
 
-    cfg = RandomSearchConfig(num_candidates=8 if search_epochs == 50 else 2, candidate_epochs=5,
-                             match_search_budget=match)
+    cfg = RandomSearchConfig.from_dict({"num_candidates": 8 if search_epochs == 50 else 2, "candidate_epochs": 5,
+                                        "match_search_budget": match})
     assert matched_candidate_epochs(cfg, search_epochs) == expected

@@ -14,7 +14,8 @@ from workflow_lib.config import (
     load_config_file,
 )
 from workflow_lib.config.load import load_schema
-from workflow_lib.config.stage import STAGES, StageConfig, stage_document
+from workflow_lib.config.stage import StageConfig, stage_document
+from workflow_lib.methods import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,16 +82,16 @@ def test_every_schema_property_has_a_description():
 def test_shipped_configs_validate(name):
     config = load_config_file(ROOT / "config" / name)
     for dataset in config["datasets"]:
-        for stage in STAGES:
+        for stage in STEPS:
             document = stage_document(config, dataset, stage)
             assert StageConfig.from_dict(document).to_dict() == document
-        DataConfig.from_dict(stage_document(config, dataset, "data")["settings"])
+        DataConfig.from_dict(stage_document(config, dataset, "prepare")["settings"])
 
 
 def test_bad_yaml_file_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
-    path.write_text("datasets: [unclosed\n")
-    with pytest.raises(ConfigError, match="broken.yaml is not valid YAML"):
+    path.write_text("datasets:\n  kirigami: {kind: kirigami\n  digits: {kind: digits}\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:3:9: not valid YAML: expected ',' or '}'"):
         load_config_file(path)
 
 
@@ -100,6 +101,50 @@ def test_stage_slices_are_independent():
     changed = load_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
     changed["datasets"]["kirigami"]["train"]["epochs"] += 1
     for dataset in base["datasets"]:
-        for stage in STAGES:
+        for stage in STEPS:
             same = stage_document(base, dataset, stage) == stage_document(changed, dataset, stage)
             assert same == (not (dataset == "kirigami" and stage in ("train", "random_search")))
+
+
+def test_methods_have_one_source():
+    """The schema's allowed methods, the baseline registry and the rules' wildcards all come from
+    workflow_lib.methods."""
+    from workflow_lib import methods
+    from workflow_lib.baselines import BASELINES
+
+    schema = load_schema()
+    allowed = schema["$defs"]["dataset"]["properties"]["methods"]
+    assert allowed["items"]["enum"] == list(methods.METHODS) == allowed["default"]
+    assert tuple(BASELINES) == methods.BASELINES
+    assert "enum" not in yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["$defs"]["dataset"][
+        "properties"]["methods"]["items"]
+
+
+def test_schema_is_the_one_source_of_defaults():
+    """The typed configs declare no defaults of their own: from_dict({}) is the schema's defaults."""
+    import dataclasses
+
+    from workflow_lib.config import types
+
+    blocks = [cls for cls in vars(types).values()
+              if isinstance(cls, type) and issubclass(cls, types.ConfigBlock) and cls is not types.ConfigBlock]
+    assert len(blocks) == 9
+    for cls in blocks:
+        for field in dataclasses.fields(cls):
+            assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, field
+        config = load_config({"datasets": {"k": {"kind": "kirigami"}}})
+        block = config["datasets"]["k"]
+        expected = {
+            "DeviceConfig": config["device"], "ResourcesConfig": block["resources"], "SplitConfig": block["split"],
+            "SearchConfig": block["search"], "TrainConfig": block["train"],
+            "CNNBaselineConfig": block["baselines"]["resnet18"],
+            "RandomForestConfig": block["baselines"]["random_forest"],
+            "RandomSearchConfig": block["baselines"]["random_search"],
+        }.get(cls.__name__)
+        if expected is not None:
+            assert cls.defaults().to_dict() == expected, cls
+
+
+def test_typed_config_rejects_bad_values_with_the_key():
+    with pytest.raises(ConfigError, match="config key 'search.layers': 1 is less than the minimum of 3"):
+        SearchConfig.from_dict({"layers": 1})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflow_lib.config.load import load_config
+from workflow_lib.config.load import ConfigError, load_config
 from workflow_lib.config.stage import StageConfig, stage_document
 from workflow_lib.datasets import DATASETS, DataUnavailableError, PreparedData
 from workflow_lib.datasets.run import fetch_step, prepare_step
@@ -24,7 +24,7 @@ UNREACHABLE = "http://127.0.0.1:9/x.dat"
 
 def stage_for(block: dict, name: str = "ds") -> StageConfig:
     config = load_config({"datasets": {name: block}})
-    return StageConfig.from_dict(stage_document(config, name, "data"))
+    return StageConfig.from_dict(stage_document(config, name, "prepare"))
 
 
 def write_md_fixture(path: Path, n: int = 12, seed: int = 0) -> Path:
@@ -143,8 +143,11 @@ def test_kirigami_md_download_disabled_and_missing_path(tmp_path):
     stage = stage_for({"kind": "kirigami", "source": {"type": "md", "url": UNREACHABLE, "download": False}})
     with pytest.raises(DataUnavailableError, match="download is false"):
         fetch_step(stage, tmp_path / "manifest.json")
-    stage = stage_for({"kind": "kirigami", "source": {"type": "md", "path": str(tmp_path / "nope.dat")}})
-    with pytest.raises(DataUnavailableError, match="nope.dat"):
+    with pytest.raises(ConfigError, match=r"'datasets.ds.source.path': data file .*nope.dat does not exist"):
+        stage_for({"kind": "kirigami", "source": {"type": "md", "path": str(tmp_path / "nope.dat")}})
+    stage = StageConfig.from_dict({"dataset": "ds", "kind": "kirigami", "stage": "raw_data", "settings": {
+        "kind": "kirigami", "source": {"type": "md", "path": str(tmp_path / "nope.dat")}}})
+    with pytest.raises(DataUnavailableError, match="nope.dat"):  # the file vanished after the config was checked
         fetch_step(stage, tmp_path / "manifest.json")
     assert not (tmp_path / "manifest.json").exists()
 

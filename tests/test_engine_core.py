@@ -33,14 +33,14 @@ from workflow_lib.engine.device import CUDA_MISSING_MESSAGE
 
 # ----------------------------------------------------------------------------- device
 def test_resolve_cpu():
-    assert resolve_device(DeviceConfig(type="cpu")) == torch.device("cpu")
+    assert resolve_device(DeviceConfig.from_dict({"type": "cpu"})) == torch.device("cpu")
     assert resolve_device(None) == torch.device("cpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_missing_raises_with_hint():
     with pytest.raises(DeviceUnavailableError) as err:
-        resolve_device(DeviceConfig(type="cuda"))
+        resolve_device(DeviceConfig.from_dict({"type": "cuda"}))
     assert str(err.value) == CUDA_MISSING_MESSAGE
     assert "allow_cpu_fallback" in str(err.value)
 
@@ -48,22 +48,22 @@ def test_cuda_missing_raises_with_hint():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_missing_fallback_warns(caplog):
     with caplog.at_level(logging.WARNING):
-        device = resolve_device(DeviceConfig(type="cuda", allow_cpu_fallback=True))
+        device = resolve_device(DeviceConfig.from_dict({"type": "cuda", "allow_cpu_fallback": True}))
     assert device == torch.device("cpu")
     assert "falling back" in caplog.text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_cuda_present():
-    assert resolve_device(DeviceConfig(type="cuda")).type == "cuda"
+    assert resolve_device(DeviceConfig.from_dict({"type": "cuda"})).type == "cuda"
 
 
 def test_threads_setting_and_default():
     before = torch.get_num_threads()
     try:
-        resolve_device(DeviceConfig(threads=2))
+        resolve_device(DeviceConfig.from_dict({"threads": 2}))
         assert torch.get_num_threads() == 2
-        resolve_device(DeviceConfig(threads=0))  # 0 leaves it alone
+        resolve_device(DeviceConfig.from_dict({"threads": 0}))  # 0 leaves it alone
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

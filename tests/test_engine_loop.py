@@ -106,8 +106,11 @@ def test_generator_component_and_missing_component(tmp_path):
     loop = EpochLoop(tmp_path / "e.pt", {"g": g2}, 1, log=lambda m: None)
     loop.run(lambda e: {})
     assert torch.equal(g.get_state(), g2.get_state())
-    with pytest.raises(RuntimeError, match="lacks component"):
-        EpochLoop(tmp_path / "e.pt", {"g": g2, "other": g}, 1, log=lambda m: None).run(lambda e: {})
+    messages: list[str] = []
+    other = torch.Generator().manual_seed(3)
+    EpochLoop(tmp_path / "e.pt", {"g": g2, "other": other}, 1, log=messages.append).run(lambda e: {})
+    assert any("missing component(s) ['other']" in m and "starting afresh" in m for m in messages)
+    assert (tmp_path / "e.pt.unusable").exists()
 
 
 def test_format_duration():

@@ -44,7 +44,7 @@ def test_pattern_values_written_as_floats_are_accepted(tmp_path: Path) -> None:
 def test_write_then_read_round_trips_bit_for_bit(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     patterns = sample_valid_patterns(200, seed=1)
-    targets = rng.normal(size=(200, 3)) * np.array([1e-3, 1e5, 1e-12])
+    targets = np.abs(rng.normal(size=(200, 3))) * np.array([1e-3, 1e5, 1e-12])
     targets[0] = [np.nextafter(0.1, 1.0), 5e-324, -0.0]
     path = write_raw(tmp_path / "sub" / "out.dat", patterns, targets)
     raw = read_raw(path)

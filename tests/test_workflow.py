@@ -34,7 +34,7 @@ def test_quick_default_produces_every_artifact(quick_run):
             assert metrics["method"] == method and metrics["dataset"] == dataset
             assert metrics["parameters"] > 0
         assert (quick_run / "logs" / dataset / "search_seed0.log").stat().st_size > 0
-        assert (quick_run / "benchmarks" / dataset / "search_seed0.tsv").exists()
+        assert (quick_run / "results" / "benchmarks" / dataset / "search_seed0.tsv").exists()
     prepared = json.loads((quick_run / "results" / "kirigami" / "data" / "prepared.json").read_text())
     assert prepared["provenance"]["source"] == "surrogate"
     html = (quick_run / "results" / "report.html").read_text()

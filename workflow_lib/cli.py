@@ -1,7 +1,9 @@
-"""Command line of the workflow steps. Thin: parse paths, read the stage config, call one function.
+"""Command line of the workflow steps. Thin: parse paths, read the step's settings, call one function.
 
-Every step reads its settings from a stage config file (results/{dataset}/config/{stage}.json), never from
-command-line flags, so the rules stay declarative and the settings are recorded beside the results.
+Every step gets its settings as one JSON document (``--settings``, the rule's ``params``: see
+workflow_lib.config.stage), never as a farm of flags, so the rules stay declarative, Snakemake reruns a step
+exactly when its settings change, and the settings are recorded beside the results.
+A ``workflow_lib.errors.UserError`` (bad config, data or device) ends with one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 from typing import Callable
+
+from workflow_lib.errors import EXIT_USER_ERROR, UserError
 
 log = logging.getLogger("workflow_lib")
 
@@ -27,42 +31,42 @@ def _configure(args: argparse.Namespace) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> None:
-    from workflow_lib.config import read_stage_config
+    from workflow_lib.config import StageConfig
     from workflow_lib.datasets.run import fetch_step
 
-    fetch_step(read_stage_config(args.stage), Path(args.out), threads=max(args.threads, 1))
+    fetch_step(StageConfig.from_json(args.settings), Path(args.out), threads=max(args.threads, 1))
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from workflow_lib.config import read_stage_config
+    from workflow_lib.config import StageConfig
     from workflow_lib.datasets.run import prepare_step
 
-    prepare_step(read_stage_config(args.stage), Path(args.manifest), Path(args.out))
+    prepare_step(StageConfig.from_json(args.settings), Path(args.manifest), Path(args.out))
 
 
 def _search(args: argparse.Namespace) -> None:
-    from workflow_lib.config import read_stage_config
+    from workflow_lib.config import StageConfig
     from workflow_lib.darts.search_run import search_step_cli as search_step
 
-    search_step(read_stage_config(args.stage), Path(args.data), Path(args.out), Path(args.checkpoint_dir), args.seed)
+    search_step(StageConfig.from_json(args.settings), Path(args.data), Path(args.out), Path(args.checkpoint_dir), args.seed)
 
 
 def _train(args: argparse.Namespace) -> None:
-    from workflow_lib.config import read_stage_config
+    from workflow_lib.config import StageConfig
     from workflow_lib.training.run import train_step
 
     genotype = Path(args.genotype) if args.genotype else None
     train_step(
-        read_stage_config(args.stage), Path(args.data), genotype, Path(args.out), Path(args.checkpoint_dir), args.seed
+        StageConfig.from_json(args.settings), Path(args.data), genotype, Path(args.out), Path(args.checkpoint_dir), args.seed
     )
 
 
 def _baseline(args: argparse.Namespace) -> None:
     from workflow_lib.baselines.registry import baseline_step
-    from workflow_lib.config import read_stage_config
+    from workflow_lib.config import StageConfig
 
     baseline_step(
-        args.method, read_stage_config(args.stage), Path(args.data), Path(args.out), Path(args.checkpoint_dir), args.seed
+        args.method, StageConfig.from_json(args.settings), Path(args.data), Path(args.out), Path(args.checkpoint_dir), args.seed
     )
 
 
@@ -73,16 +77,20 @@ def _summarize(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    import json
+
     from workflow_lib.report.run import report_step
 
+    plan = json.loads(args.plan)
     report_step(
         results_dir=Path(args.results_dir),
-        datasets=args.datasets,
-        seeds=args.seeds,
+        datasets=list(plan["datasets"]),
+        seeds=plan["seeds"],
         out_html=Path(args.out),
-        title=args.title,
+        title=plan["title"],
         figures_dir=Path(args.figures_dir),
-        benchmarks=[Path(p) for p in args.benchmarks],
+        benchmarks=plan["benchmarks"],
+        plan=plan,
     )
 
 
@@ -96,7 +104,7 @@ def _step_parser(sub: argparse._SubParsersAction, name: str, handler: Callable, 
 def _run_parser(sub: argparse._SubParsersAction, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
     """A step that trains on prepared data for one seed."""
     parser = _step_parser(sub, name, handler, help_text)
-    parser.add_argument("--stage", required=True, help="stage config JSON")
+    parser.add_argument("--settings", required=True, help="the step's settings (JSON)")
     parser.add_argument("--data", required=True, help="prepared.npz")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--checkpoint-dir", required=True, help="per-epoch checkpoints (resume after a kill)")
@@ -108,15 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workflow_lib", description=__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
     fetch = _step_parser(sub, "fetch", _fetch, "fetch or generate a dataset's raw data")
-    fetch.add_argument("--stage", required=True)
+    fetch.add_argument("--settings", required=True, help="the step's settings (JSON)")
     fetch.add_argument("--out", required=True, help="manifest JSON (raw files go beside it)")
     prepare = _step_parser(sub, "prepare", _prepare, "tile/scale, split and save prepared.npz")
-    prepare.add_argument("--stage", required=True)
+    prepare.add_argument("--settings", required=True, help="the step's settings (JSON)")
     prepare.add_argument("--manifest", required=True)
     prepare.add_argument("--out", required=True)
     _run_parser(sub, "search", _search, "DARTS architecture search")
     train = _run_parser(sub, "train", _train, "final training of a cell's evaluation network")
-    train.add_argument("--genotype", default=None, help="genotype JSON (default: the named genotype in the stage config)")
+    train.add_argument("--genotype", default=None, help="genotype JSON (default: the named genotype in the settings)")
     baseline = _run_parser(sub, "baseline", _baseline, "a baseline method")
     baseline.add_argument("--method", required=True)
     summarize = _step_parser(sub, "summarize", _summarize, "aggregate one dataset's metrics over seeds")
@@ -125,12 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--out", required=True)
     report = _step_parser(sub, "report", _report, "render the HTML report")
     report.add_argument("--results-dir", required=True)
-    report.add_argument("--datasets", nargs="+", required=True)
-    report.add_argument("--seeds", nargs="+", type=int, required=True)
-    report.add_argument("--title", default="DARTS architecture search: results")
+    report.add_argument("--plan", required=True,
+                        help="JSON: datasets with their methods and searches, seeds, title, benchmark files")
     report.add_argument("--out", required=True)
     report.add_argument("--figures-dir", required=True)
-    report.add_argument("--benchmarks", nargs="*", default=[])
     return parser
 
 
@@ -139,18 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure(args)
     try:
         args.handler(args)
-    except Exception as err:  # noqa: BLE001 - user-facing errors end with one clear line
-        if _is_user_error(err):
-            print(f"error in step '{args.step}': {err}", file=sys.stderr)
-            return 2
-        raise
+    except (UserError, FileNotFoundError) as err:  # bad input: one clear line; bugs keep their traceback
+        print(f"error in step '{args.step}': {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
     return 0
-
-
-def _is_user_error(err: Exception) -> bool:
-    """Bad input (config, data, device) is reported in one line; bugs keep their traceback."""
-    names = {
-        "ConfigError", "DataUnavailableError", "KirigamiFormatError", "DeviceUnavailableError",
-        "PreparedDataError", "NpzFormatError", "GenotypeError",
-    }
-    return type(err).__name__ in names or isinstance(err, FileNotFoundError)

@@ -57,9 +57,19 @@ def savez_atomic(path: str | Path, **arrays: Any) -> Path:
 
 
 def torch_save_atomic(path: str | Path, obj: Any) -> Path:
+    """torch.save, atomically and byte-reproducibly.
+
+    torch.save names the records inside its zip archive after the file it writes to, so saving straight
+    to the temporary file put a random name into every .pt; saving to memory first gives identical bytes
+    for identical objects.
+    """
+    import io
+
     import torch
 
-    return _write_with(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return _write_with(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 def read_json(path: str | Path) -> Any:

@@ -27,7 +27,7 @@ from workflow_lib.config.types import RandomSearchConfig, SearchConfig, TrainCon
 from workflow_lib.engine import Task, fingerprint_of, resolve_device
 from workflow_lib.io import read_json, write_json_atomic
 from workflow_lib.models.registry import darts_eval
-from workflow_lib.training.run import Schedule, data_tensors, fit, metrics_block, run_training
+from workflow_lib.training.run import Schedule, data_tensors, fit, metrics_block, run_fingerprint, run_training
 
 log = logging.getLogger("workflow_lib.baselines.random_search")
 
@@ -62,10 +62,24 @@ def sample_genotypes(n: int, seed: int) -> list:
 
 
 def candidate_schedule(cfg: RandomSearchConfig, search_epochs: int | None = None) -> Schedule:
-    search = SearchConfig()  # the search's weight-optimizer defaults
+    search = SearchConfig.defaults()  # the search's weight-optimizer defaults
     return Schedule(epochs=matched_candidate_epochs(cfg, search_epochs), batch_size=cfg.batch_size, lr=search.w_lr, lr_min=search.w_lr_min,
                     momentum=search.w_momentum, weight_decay=search.w_weight_decay, grad_clip=search.w_grad_clip,
                     max_steps_per_epoch=cfg.max_steps_per_epoch, eval_each_epoch=False)
+
+
+def _resumable_records(record_path: Path, fingerprint: str) -> list[dict[str, Any]]:
+    """The finished candidates of an interrupted run of these very settings and data (else none)."""
+    if not record_path.exists():
+        return []
+    try:
+        saved = read_json(record_path)
+        if saved.get("fingerprint") == fingerprint:
+            return list(saved["candidates"])
+        log.warning("%s was written for other settings or data; restarting the random search", record_path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        log.warning("%s is unreadable (%s); restarting the random search", record_path, error)
+    return []
 
 
 def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, seed: int) -> dict[str, Any]:
@@ -77,14 +91,9 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
     genotypes = sample_genotypes(cfg.num_candidates, seed)
     search_epochs = settings.get("search_epochs")
     schedule = candidate_schedule(cfg, search_epochs)
-    fingerprint = fingerprint_of(cfg.to_dict(), schedule.epochs, int(seed))
-    records: list[dict[str, Any]] = []
-    if record_path.exists():
-        saved = read_json(record_path)
-        if saved.get("fingerprint") == fingerprint:
-            records = saved["candidates"]
-        else:
-            log.warning("%s was written with other settings; restarting the random search", record_path)
+    fingerprint = run_fingerprint(data, data.search_train_index, stage.device, cfg.to_dict(), schedule.epochs,
+                                  int(seed))
+    records = _resumable_records(record_path, fingerprint)
 
     device = resolve_device(stage.device)
     task = Task.from_prepared(data, data.search_train_index)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from workflow_lib import methods
 from workflow_lib.baselines import random_forest, random_search
 from workflow_lib.baselines.cnn import run_resnet18, run_tiny_resnet
 
@@ -19,6 +20,8 @@ BASELINES: dict[str, BaselineRun] = {
     "tiny_resnet": run_tiny_resnet,
     "random_search": random_search.run,
 }
+if tuple(BASELINES) != methods.BASELINES:  # workflow_lib.methods is the one list the config and rules use
+    raise ImportError(f"BASELINES {tuple(BASELINES)} differ from workflow_lib.methods.BASELINES {methods.BASELINES}")
 
 
 def run_baseline(name: str, stage: Any, data: Any, out_dir, checkpoint_dir, seed: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Validated, typed configuration: schema defaults, validation errors that name the key, dataclasses."""
 
 from workflow_lib.config.load import ConfigError, load_config, load_config_file
-from workflow_lib.config.stage import StageConfig, read_stage_config, stage_settings
+from workflow_lib.config.stage import StageConfig, stage_document, stage_json, stage_settings
 from workflow_lib.config.types import (
     CNNBaselineConfig,
     DataConfig,
@@ -30,6 +30,7 @@ __all__ = [
     "TrainConfig",
     "load_config",
     "load_config_file",
-    "read_stage_config",
+    "stage_document",
+    "stage_json",
     "stage_settings",
 ]

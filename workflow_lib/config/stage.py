@@ -1,48 +1,60 @@
-"""Stage configs: the slice of the validated config that one workflow step needs.
+"""Step configs: the slice of the validated config that one workflow step reads, and nothing else.
 
-The Snakefile writes each slice to results/{dataset}/config/{stage}.json through a rule whose params
-are the slice, so changing one dataset's block reruns only that dataset's affected stages.
+Each rule passes its step's slice to the job as JSON in a ``params:`` entry, so Snakemake's own params
+trigger reruns exactly the steps whose settings changed (changing ``train.epochs`` reruns the final
+training and the random search, which trains its winner with those settings; never the data or the search).
+The ``device`` block belongs to the steps that train networks only (``workflow_lib.methods.NEURAL_STEPS``).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from workflow_lib.config.types import DeviceConfig
+from workflow_lib.methods import BASELINES, NEURAL_STEPS, RANDOM_SEARCH, STEPS
 
-STAGES = ("data", "search", "train", "random_forest", "resnet18", "tiny_resnet", "random_search")
+SOURCE_KEYS = ("kind", "source")
+DATA_KEYS = ("kind", "source", "target", "pad_rows", "split")
 
 
 def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
-    """The settings slice of one stage of one dataset (config already validated)."""
+    """The settings one step of one dataset reads (config already validated)."""
     block = config["datasets"][dataset]
-    if stage == "data":
-        return {key: block[key] for key in ("kind", "source", "target", "pad_rows", "split")}
+    if stage == "raw_data":
+        return {key: block[key] for key in SOURCE_KEYS}
+    if stage == "prepare":
+        return {key: block[key] for key in DATA_KEYS}
     if stage in ("search", "train"):
         return block[stage]
-    if stage == "random_search":
+    if stage == RANDOM_SEARCH:
         return {
-            "random_search": block["baselines"]["random_search"],
+            "random_search": block["baselines"][RANDOM_SEARCH],
             "train": block["train"],
             "search_epochs": block["search"]["epochs"],  # the DARTS budget a matched random search shares
         }
-    if stage in ("random_forest", "resnet18", "tiny_resnet"):
+    if stage in BASELINES:
         return block["baselines"][stage]
-    raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    raise ValueError(f"unknown step {stage!r}; expected one of {STEPS}")
 
 
 def stage_document(config: dict, dataset: str, stage: str) -> dict[str, Any]:
-    """The JSON document a stage config file holds."""
-    return {
+    """The document a step receives: dataset, kind, step name, settings (and the device for neural steps)."""
+    document = {
         "dataset": dataset,
         "kind": config["datasets"][dataset]["kind"],
         "stage": stage,
-        "device": config["device"],
         "settings": stage_settings(config, dataset, stage),
     }
+    if stage in NEURAL_STEPS:
+        document["device"] = config["device"]
+    return document
+
+
+def stage_json(config: dict, dataset: str, stage: str) -> str:
+    """The step document as canonical JSON (sorted keys): equal settings always give the same text."""
+    return json.dumps(stage_document(config, dataset, stage), sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -59,20 +71,24 @@ class StageConfig:
             dataset=document["dataset"],
             kind=document["kind"],
             stage=document["stage"],
-            device=DeviceConfig.from_dict(document["device"]),
+            device=DeviceConfig.from_dict(document.get("device")),
             settings=document["settings"],
         )
 
+    @classmethod
+    def from_json(cls, text: str) -> "StageConfig":
+        from workflow_lib.config.load import ConfigError
+
+        try:
+            document = json.loads(text)
+        except ValueError as err:
+            raise ConfigError(f"step settings are not valid JSON: {err}") from err
+        if not isinstance(document, dict) or not {"dataset", "kind", "stage", "settings"} <= set(document):
+            raise ConfigError("step settings must be a JSON object with dataset, kind, stage and settings")
+        return cls.from_dict(document)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "kind": self.kind,
-            "stage": self.stage,
-            "device": self.device.to_dict(),
-            "settings": self.settings,
-        }
-
-
-def read_stage_config(path: str | Path) -> StageConfig:
-    with open(path) as handle:
-        return StageConfig.from_dict(json.load(handle))
+        document = {"dataset": self.dataset, "kind": self.kind, "stage": self.stage, "settings": self.settings}
+        if self.stage in NEURAL_STEPS:
+            document["device"] = self.device.to_dict()
+        return document

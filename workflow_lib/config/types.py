@@ -1,25 +1,40 @@
-"""Typed views of the validated configuration (one dataclass per block of config/schema.yaml)."""
+"""Typed views of the validated configuration: one frozen dataclass per block of config/schema.yaml.
+
+The schema is the one source of defaults: the dataclasses declare no defaults, and ``from_dict`` fills the
+keys a caller leaves out from the block's schema (``SCHEMA``, a JSON pointer) and validates the result, so a
+typed config is always complete and valid.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T", bound="ConfigBlock")
 
 
 class ConfigBlock:
-    """Mixin: build a dataclass from a validated dict (schema defaults already filled)."""
+    """Mixin: build a dataclass from a (partial) dict; missing keys take the schema's defaults."""
+
+    SCHEMA: ClassVar[str]
 
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
-        values = dict(values or {})
+        from workflow_lib.config.load import ConfigError, _schema_at, SCHEMA_PATH, fill_defaults, schema_node, validate
+
+        root = _schema_at(str(SCHEMA_PATH))
+        node = schema_node(cls.SCHEMA, root)
+        filled = fill_defaults(dict(values or {}), node, root)
+        validate(filled, node, root, prefix=cls.SCHEMA.rsplit("/", 1)[-1])
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
-        return cls(**values)
+        if set(filled) != names:
+            raise ConfigError(f"{cls.__name__}: schema keys {sorted(filled)} differ from fields {sorted(names)}")
+        return cls(**filled)
+
+    @classmethod
+    def defaults(cls: type[T]) -> T:
+        return cls.from_dict({})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -27,111 +42,120 @@ class ConfigBlock:
 
 @dataclass(frozen=True)
 class DeviceConfig(ConfigBlock):
-    type: str = "cpu"
-    allow_cpu_fallback: bool = False
-    bf16: bool = False
-    channels_last: bool = False
-    threads: int = 0
+    SCHEMA: ClassVar[str] = "#/$defs/device"
+    type: str
+    allow_cpu_fallback: bool
+    bf16: bool
+    channels_last: bool
+    threads: int
 
 
 @dataclass(frozen=True)
 class ResourcesConfig(ConfigBlock):
-    gpu: int = 0
-    threads: int = 2
-    mem_mb: int = 4000
-    runtime: int = 60
+    SCHEMA: ClassVar[str] = "#/$defs/resources"
+    gpu: int
+    threads: int
+    mem_mb: int
+    runtime: int
 
 
 @dataclass(frozen=True)
 class SplitConfig(ConfigBlock):
-    test_fraction: float = 0.2
-    search_val_fraction: float = 0.5
-    seed: int = 42
+    SCHEMA: ClassVar[str] = "#/$defs/split"
+    test_fraction: float
+    search_val_fraction: float
+    seed: int
 
 
 @dataclass(frozen=True)
 class SourceConfig(ConfigBlock):
-    type: str = "surrogate"
-    url: str = ""
-    path: str | None = None
-    n_patterns: int | None = None
-    subset: int | None = None
-    seed: int = 0
-    task: str = "classification"
-    download: bool = True
+    SCHEMA: ClassVar[str] = "#/$defs/source"
+    type: str | None
+    url: str
+    path: str | None
+    n_patterns: int | None
+    subset: int | None
+    seed: int
+    task: str
+    download: bool
 
 
 @dataclass(frozen=True)
 class SearchConfig(ConfigBlock):
-    epochs: int = 50
-    batch_size: int = 64
-    C: int = 16
-    layers: int = 8
-    order: str = "first"
-    w_lr: float = 0.025
-    w_lr_min: float = 0.001
-    w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
-    w_grad_clip: float = 5.0
-    alpha_lr: float = 3e-4
-    alpha_beta1: float = 0.5
-    alpha_beta2: float = 0.999
-    alpha_weight_decay: float = 1e-3
-    l1_alpha: float = 0.0
-    entropy_alpha: float = 0.0
-    max_steps_per_epoch: int | None = None
-    cutout_length: int = 0
+    SCHEMA: ClassVar[str] = "#/$defs/search"
+    epochs: int
+    batch_size: int
+    C: int
+    layers: int
+    order: str
+    w_lr: float
+    w_lr_min: float
+    w_momentum: float
+    w_weight_decay: float
+    w_grad_clip: float
+    alpha_lr: float
+    alpha_beta1: float
+    alpha_beta2: float
+    alpha_weight_decay: float
+    l1_alpha: float
+    entropy_alpha: float
+    max_steps_per_epoch: int | None
+    cutout_length: int
 
 
 @dataclass(frozen=True)
 class TrainConfig(ConfigBlock):
-    genotype: str | None = None
-    epochs: int = 600
-    batch_size: int = 96
-    C: int = 36
-    layers: int = 20
-    lr: float = 0.025
-    lr_min: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    auxiliary: bool = True
-    auxiliary_weight: float = 0.4
-    drop_path_prob: float = 0.2
-    cutout_length: int = 0
-    max_steps_per_epoch: int | None = None
+    SCHEMA: ClassVar[str] = "#/$defs/train"
+    genotype: str | None
+    epochs: int
+    batch_size: int
+    C: int
+    layers: int
+    lr: float
+    lr_min: float
+    momentum: float
+    weight_decay: float
+    grad_clip: float
+    auxiliary: bool
+    auxiliary_weight: float
+    drop_path_prob: float
+    cutout_length: int
+    max_steps_per_epoch: int | None
 
 
 @dataclass(frozen=True)
 class CNNBaselineConfig(ConfigBlock):
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    grad_clip: float = 5.0
-    cutout_length: int = 0
-    max_steps_per_epoch: int | None = None
+    SCHEMA: ClassVar[str] = "#/$defs/cnn_baseline"
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    grad_clip: float
+    cutout_length: int
+    max_steps_per_epoch: int | None
 
 
 @dataclass(frozen=True)
 class RandomForestConfig(ConfigBlock):
-    n_estimators: int = 500
-    max_depth: int | None = None
-    min_samples_leaf: int = 1
-    max_features: float | str | None = 1.0
-    n_jobs: int = -1
+    SCHEMA: ClassVar[str] = "#/$defs/baselines/properties/random_forest"
+    n_estimators: int
+    max_depth: int | None
+    min_samples_leaf: int
+    max_features: float | str | None
+    n_jobs: int
 
 
 @dataclass(frozen=True)
 class RandomSearchConfig(ConfigBlock):
-    num_candidates: int = 8
-    candidate_epochs: int = 5
-    match_search_budget: bool = True
-    C: int = 16
-    layers: int = 8
-    batch_size: int = 64
-    max_steps_per_epoch: int | None = None
+    SCHEMA: ClassVar[str] = "#/$defs/baselines/properties/random_search"
+    num_candidates: int
+    candidate_epochs: int
+    match_search_budget: bool
+    C: int
+    layers: int
+    batch_size: int
+    max_steps_per_epoch: int | None
 
 
 def matched_candidate_epochs(cfg: RandomSearchConfig, search_epochs: int | None) -> int:
@@ -142,22 +166,29 @@ def matched_candidate_epochs(cfg: RandomSearchConfig, search_epochs: int | None)
 
 
 @dataclass(frozen=True)
-class DataConfig(ConfigBlock):
-    """The data-preparation slice of a dataset block."""
+class DataConfig:
+    """The data-preparation slice of a dataset block (kind, source, target, pad_rows, split)."""
 
     kind: str
-    source: SourceConfig = field(default_factory=SourceConfig)
-    target: str = "yield_strain"
-    pad_rows: int = 1
-    split: SplitConfig = field(default_factory=SplitConfig)
+    source: SourceConfig
+    target: str
+    pad_rows: int
+    split: SplitConfig
+
+    KEYS: ClassVar[tuple[str, ...]] = ("kind", "source", "target", "pad_rows", "split")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> "DataConfig":
-        values = dict(values or {})
-        return cls(
-            kind=values["kind"],
-            source=SourceConfig.from_dict(values.get("source")),
-            target=values.get("target", "yield_strain"),
-            pad_rows=values.get("pad_rows", 1),
-            split=SplitConfig.from_dict(values.get("split")),
-        )
+    def from_dict(cls, values: dict[str, Any]) -> "DataConfig":
+        from workflow_lib.config.checks import kind_source_types
+        from workflow_lib.config.load import _schema_at, SCHEMA_PATH, fill_defaults, schema_node
+
+        root = _schema_at(str(SCHEMA_PATH))
+        block = fill_defaults(dict(values), schema_node("#/$defs/dataset", root), root)
+        source = dict(block["source"])
+        if source.get("type") is None:
+            source["type"] = kind_source_types(block["kind"])[0]
+        return cls(kind=block["kind"], source=SourceConfig.from_dict(source), target=block["target"],
+                   pad_rows=block["pad_rows"], split=SplitConfig.from_dict(block["split"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

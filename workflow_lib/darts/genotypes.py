@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
-from .ops import PRIMITIVES
+from .primitives import PRIMITIVES
+from workflow_lib.errors import UserError
 
 Pair = Tuple[str, int]
 
 
-class GenotypeError(ValueError):
+class GenotypeError(UserError, ValueError):
     """A genotype is malformed (unknown op, bad input index, wrong shape...)."""
 
 

@@ -18,16 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-PRIMITIVES = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+from .primitives import PRIMITIVES  # noqa: F401 - re-exported: OPS follows this order
 
 
 def make_stem(in_channels: int, C_out: int) -> nn.Sequential:

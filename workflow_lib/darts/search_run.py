@@ -41,6 +41,7 @@ from workflow_lib.engine import (
 )
 from workflow_lib.io import savez_atomic, torch_save_atomic, write_json_atomic
 from workflow_lib.provenance import run_info
+from workflow_lib.training.run import device_identity
 
 log = logging.getLogger("workflow_lib.darts.search")
 
@@ -163,7 +164,7 @@ def run_search(stage: StageConfig, data: PreparedData, out_dir: Path, checkpoint
     log.info("search %s seed %d on %s: %s order, C=%d, %d layers, %d epochs, %d search-train / %d search-val",
              stage.dataset, seed, device_label(run.device), run.cfg.order, run.cfg.C, run.cfg.layers,
              run.cfg.epochs, len(data.search_train_index), len(data.search_val_index))
-    settings = fingerprint_of(stage.settings, seed, data.provenance, data.split_sizes())
+    settings = fingerprint_of(stage.settings, seed, data.digest(), device_identity(stage.device))
     loop = EpochLoop(Path(checkpoint_dir) / "ckpt.pt", run.components(), run.cfg.epochs, log=log, name="search",
                      fingerprint=settings)
     loop.extra.setdefault("initial", architecture_record(run.model))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from workflow_lib.config.types import DataConfig
-from workflow_lib.datasets.fetch import DataUnavailableError, file_record, manifest_file
+from workflow_lib.datasets.fetch import DataError, DataUnavailableError, file_record, manifest_file
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.io import file_digest
 from workflow_lib.datasets.splits import subset_index
@@ -63,6 +63,13 @@ def _missing(folder: Path) -> list[str]:
     return [name for name in FILES if not (folder / name).is_file()]
 
 
+def local_batch_files(root: Path | None) -> list[Path]:
+    """The batch files under root (default data/cifar10) when all are there: the rule's inputs, so an edited
+    or replaced copy reruns the chain; none while they still have to be downloaded."""
+    folder = Path(root or DEFAULT_ROOT) / FOLDER
+    return [] if _missing(folder) else [folder / name for name in FILES]
+
+
 def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
     source = cfg.source
     root = Path(source.path or DEFAULT_ROOT)
@@ -88,6 +95,7 @@ def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
     md5_match = all(file_digest(folder / name, "md5") == OFFICIAL_MD5[name] for name in FILES)
     return {
         "kind": "cifar10",
+        "reused": not downloaded,
         "root": str(root),
         "files": files,
         "provenance": {
@@ -95,7 +103,6 @@ def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
             "description": "CIFAR-10 (Krizhevsky 2009), python version, train and test batches pooled",
             "path": str(folder),
             "url": URL,
-            "downloaded": downloaded,
             "official_md5_match": md5_match,
             "sha256": {name: record["sha256"] for name, record in files.items()},
         },
@@ -107,9 +114,9 @@ def _load_pickle(path: Path) -> dict[str, Any]:
         with open(path, "rb") as handle:
             entry = pickle.load(handle, encoding="latin1")
     except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise ValueError(f"CIFAR-10 file {path} is unreadable: {exc}") from exc
+        raise DataError(f"CIFAR-10 file {path} is unreadable: {exc}") from exc
     if not isinstance(entry, dict):
-        raise ValueError(f"CIFAR-10 file {path} does not hold a dict")
+        raise DataError(f"CIFAR-10 file {path} does not hold a dict")
     # The official files are Python-2 pickles (str keys with latin1); re-written ones may use bytes keys.
     return {(key.decode() if isinstance(key, bytes) else key): value for key, value in entry.items()}
 
@@ -117,11 +124,11 @@ def _load_pickle(path: Path) -> dict[str, Any]:
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     entry = _load_pickle(path)
     if "data" not in entry or "labels" not in entry:
-        raise ValueError(f"CIFAR-10 file {path} lacks 'data' or 'labels' (keys: {sorted(map(str, entry))})")
+        raise DataError(f"CIFAR-10 file {path} lacks 'data' or 'labels' (keys: {sorted(map(str, entry))})")
     data = np.asarray(entry["data"], dtype=np.uint8)
     labels = np.asarray(entry["labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ValueError(f"CIFAR-10 file {path}: data {data.shape} / labels {labels.shape}, expected (N,3072) / (N,)")
+        raise DataError(f"CIFAR-10 file {path}: data {data.shape} / labels {labels.shape}, expected (N,3072) / (N,)")
     return data, labels
 
 
@@ -136,7 +143,7 @@ def read_cifar10(folder: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str,
     names = meta.get("label_names", CLASS_NAMES)
     names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
     if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
-        raise ValueError(f"CIFAR-10 labels in {folder} lie outside 0..{len(names) - 1}")
+        raise DataError(f"CIFAR-10 labels in {folder} lie outside 0..{len(names) - 1}")
     return data, labels, names, n_train
 
 

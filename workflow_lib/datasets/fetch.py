@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Callable
 
 from workflow_lib.io import atomic_path, file_digest
+from workflow_lib.errors import DataError, UserError  # noqa: F401 - DataError re-exported
 
 DEFAULT_TIMEOUT = 60.0
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(UserError, RuntimeError):
     """The raw data is not on disk and cannot be downloaded (offline, download disabled, bad URL)."""
 
 
@@ -63,13 +64,13 @@ def manifest_file(manifest: dict, role: str) -> Path:
     try:
         record = manifest["files"][role]
     except (KeyError, TypeError):
-        raise ValueError(f"fetch manifest has no file {role!r} (files: {sorted(manifest.get('files', {}))}); rerun the fetch step") from None
+        raise DataError(f"fetch manifest has no file {role!r} (files: {sorted(manifest.get('files', {}))}); rerun the fetch step") from None
     path = Path(record["path"])
     if not path.is_file():
         raise DataUnavailableError(f"{path} (listed in the fetch manifest as {role!r}) is gone; rerun the fetch step")
     expected = record.get("sha256")
     if expected and sha256_file(path) != expected:
-        raise ValueError(
+        raise DataError(
             f"{path} changed since it was fetched (sha256 differs from the fetch manifest); rerun the fetch step"
         )
     return path

@@ -17,12 +17,13 @@ from workflow_lib.config.types import DataConfig
 from workflow_lib.datasets.fetch import DataUnavailableError, file_record, manifest_file
 from workflow_lib.datasets.prepared import TASKS, PreparedData
 from workflow_lib.datasets.splits import subset_index
+from workflow_lib.errors import UserError
 
 DESCRIPTION = "your own data: an .npz with x (N,C,H,W) and y (N,) (regression or classification)"
 KEY_HINT = "config key datasets.<name>.source.path"
 
 
-class NpzFormatError(ValueError):
+class NpzFormatError(UserError, ValueError):
     """The user's .npz file does not hold valid data; the message names the file and the key."""
 
 

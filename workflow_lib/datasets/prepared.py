@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import numpy as np
 
 from workflow_lib.datasets.splits import SEARCH_TRAIN, SEARCH_VAL, SPLIT_NAMES, TEST, split_sizes
 from workflow_lib.io import json_default, savez_atomic
+from workflow_lib.errors import UserError
 
 __all__ = ["PreparedData", "PreparedDataError", "SEARCH_TRAIN", "SEARCH_VAL", "TEST", "SPLIT_NAMES", "TASKS"]
 
@@ -21,7 +23,7 @@ FORMAT_VERSION = 1
 _REQUIRED_KEYS = ("x", "y", "targets", "target_names", "target", "task", "class_names", "split", "provenance")
 
 
-class PreparedDataError(ValueError):
+class PreparedDataError(UserError, ValueError):
     """A prepared.npz file is missing, unreadable or inconsistent."""
 
 
@@ -46,8 +48,10 @@ class PreparedData:
     split: np.ndarray | None = None
     coarse: np.ndarray | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    _digest: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._digest = None  # arrays may be replaced (dataclasses.replace): never inherit a digest
         self.x = np.ascontiguousarray(self.x, dtype=np.float32)
         if self.task not in TASKS:
             raise PreparedDataError(f"task must be one of {TASKS}, got {self.task!r}")
@@ -150,6 +154,28 @@ class PreparedData:
             return {}
         return split_sizes(self.split)
 
+    def digest(self) -> str:
+        """A hash of everything a trained model depends on: inputs, targets, task and the split.
+
+        Checkpoints store it in their fingerprint, so a run never resumes on other data or another split
+        (a changed split seed, an edited data file). Hashes array bytes, not the .npz file, whose zip
+        timestamps differ between identical writes.
+        """
+        if self._digest is not None:
+            return self._digest
+        digest = hashlib.sha256()
+        for name, array in (("x", self.x), ("y", self.y), ("targets", self.targets), ("split", self.split),
+                            ("coarse", self.coarse)):
+            if array is None:
+                continue
+            array = np.ascontiguousarray(array)
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            if array.size:
+                digest.update(memoryview(array).cast("B"))
+        digest.update(f"task={self.task};target={self.target};classes={self.class_names}".encode())
+        self._digest = digest.hexdigest()[:32]
+        return self._digest
+
     def with_split(self, split: np.ndarray) -> "PreparedData":
         return dataclasses.replace(self, split=split)
 
@@ -180,6 +206,7 @@ class PreparedData:
             "class_names": _str_array(self.class_names),
             "split": self.split,
             "provenance": np.array(json.dumps(self.provenance, sort_keys=True, default=json_default), dtype=np.str_),
+            "digest": np.array(self.digest(), dtype=np.str_),
         }
         if self.coarse is not None:
             arrays["coarse"] = self.coarse
@@ -205,7 +232,7 @@ class PreparedData:
             raise PreparedDataError(f"prepared data file {path} lacks the arrays {missing}")
         try:
             provenance = json.loads(str(arrays["provenance"]))
-            return cls(
+            data = cls(
                 x=arrays["x"],
                 y=arrays["y"],
                 task=str(arrays["task"]),
@@ -217,6 +244,9 @@ class PreparedData:
                 coarse=arrays.get("coarse"),
                 provenance=provenance,
             )
+            if "digest" in arrays:  # written by save() from these very arrays (hashing 300 MB again costs ~1 s)
+                data._digest = str(arrays["digest"])
+            return data
         except (ValueError, PreparedDataError) as exc:
             raise PreparedDataError(f"prepared data file {path} is inconsistent: {exc}") from exc
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from workflow_lib.config.stage import StageConfig
 from workflow_lib.config.types import DataConfig
-from workflow_lib.datasets.fetch import DataUnavailableError
+from workflow_lib.datasets.fetch import DataError, DataUnavailableError
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.datasets.registry import get_dataset
 from workflow_lib.datasets.splits import SPLIT_NAMES, make_split
@@ -66,15 +66,14 @@ def fetch_step(stage: StageConfig, manifest_path: Path, threads: int = 1) -> Non
     except ValueError as exc:
         _reraise_with_name(exc, stage.dataset)
         raise
-    document = {
-        "dataset": stage.dataset,
-        **manifest,
-        "kind": cfg.kind,
-        "settings": stage.settings,
-        "fetched_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    reused = manifest.pop("reused", False)
+    # Deterministic content (no timestamps): a refetch that finds the same data writes the same bytes, and
+    # Snakemake's input checksum then spares the downstream steps.
+    document = {"dataset": stage.dataset, **manifest, "kind": cfg.kind, "settings": stage.settings}
     write_json_atomic(manifest_path, document)
-    log.info("fetched %s (%s): %d file(s) -> %s", stage.dataset, cfg.kind, len(manifest.get("files", {})), manifest_path)
+    log.info("fetched %s (%s%s) at %s: %d file(s) -> %s", stage.dataset, cfg.kind, ", reused" if reused else "",
+             _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), len(manifest.get("files", {})),
+             manifest_path)
 
 
 def read_manifest(manifest_path: Path) -> dict[str, Any]:
@@ -84,9 +83,9 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(manifest_path.read_text())
     except ValueError as exc:
-        raise ValueError(f"fetch manifest {manifest_path} is not valid JSON: {exc}") from exc
+        raise DataError(f"fetch manifest {manifest_path} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or "kind" not in manifest:
-        raise ValueError(f"fetch manifest {manifest_path} lacks 'kind'")
+        raise DataError(f"fetch manifest {manifest_path} lacks 'kind'")
     return manifest
 
 
@@ -97,7 +96,7 @@ def prepare_step(stage: StageConfig, manifest_path: Path, out_path: Path) -> Non
     spec = get_dataset(cfg.kind)
     manifest = read_manifest(manifest_path)
     if manifest["kind"] != cfg.kind:
-        raise ValueError(
+        raise DataError(
             f"fetch manifest {manifest_path} is for kind {manifest['kind']!r} but dataset "
             f"{stage.dataset!r} is {cfg.kind!r}; rerun the fetch step"
         )
@@ -149,6 +148,7 @@ def summarise(data: PreparedData, dataset: str = "") -> dict[str, Any]:
         "target": data.target,
         "out_dim": data.out_dim,
         "split_sizes": data.split_sizes(),
+        "digest": data.digest(),
         "x_stats": _stats(data.x),
         "provenance": data.provenance,
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from workflow_lib.errors import DataError
+
 SEARCH_TRAIN = 0
 SEARCH_VAL = 1
 TEST = 2
@@ -30,7 +32,7 @@ def make_split(
     n_val = int(round(search_val_fraction * n_rest))
     n_train = n_rest - n_val
     if min(n_test, n_val, n_train) < 1:
-        raise ValueError(
+        raise DataError(
             f"make_split: {n} samples are too few for test_fraction={test_fraction}, "
             f"search_val_fraction={search_val_fraction} (sizes: search-train {n_train}, "
             f"search-val {n_val}, test {n_test}; each needs at least 1)"
@@ -52,5 +54,5 @@ def subset_index(n: int, subset: int | None, seed: int, what: str = "dataset") -
     if subset is None or subset == n:
         return np.arange(n)
     if subset < 1 or subset > n:
-        raise ValueError(f"source.subset={subset} is outside 1..{n} (the {what} has {n} samples)")
+        raise DataError(f"source.subset={subset} is outside 1..{n} (the {what} has {n} samples)")
     return np.sort(np.random.default_rng(seed).choice(n, size=int(subset), replace=False))

@@ -21,6 +21,7 @@ import logging
 from typing import Any, Callable, ContextManager
 
 import torch
+from workflow_lib.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ CUDA_MISSING_MESSAGE = (
 )
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(UserError, RuntimeError):
     """The configuration asks for a device that is not present."""
 
 

@@ -23,12 +23,15 @@ Usage::
 - logs one line per epoch: ``epoch k/n  train_loss .. val_metric ..  X.X steps/s  ETA mm:ss`` where rate and
   ETA use the epochs run in this process (``steps`` from epoch_fn's dict; epochs/s when absent).
 - ``stop_after`` (testing / wall-time budgets): return after this many epochs *in this process*.
-- ``fingerprint`` (optional str, e.g. a hash of the settings and seed): a checkpoint written with another
-  fingerprint is ignored with a warning (and overwritten), so changed settings never resume stale state.
+- ``fingerprint`` (optional str: a hash of everything the result depends on: settings, the prepared data's
+  digest including its split, genotype, seed): a checkpoint written with another fingerprint is ignored with a
+  warning (and overwritten), so changed settings or data never resume stale state. A checkpoint that cannot
+  be read is moved aside (``.unusable``) with a warning naming it, and the run starts afresh.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -130,24 +133,54 @@ class EpochLoop:
             torch_save_atomic(self.checkpoint_path, self.state())
 
     def load(self) -> bool:
-        """Restore from the checkpoint when it exists; return whether it did."""
-        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+        """Restore from the checkpoint when it exists and belongs to this run; return whether it did.
+
+        A checkpoint of other settings or data (another fingerprint) is ignored; one that cannot be read
+        (truncated by a kill during a copy, another format, components that no longer fit) is moved aside
+        to ``<name>.unusable`` with a warning that names it, and the run starts afresh: a resume either
+        continues exactly this run or does not happen.
+        """
+        path = self.checkpoint_path
+        if path is None or not path.exists():
             return False
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise RuntimeError(f"{self.checkpoint_path}: unknown checkpoint format {state.get('format')!r}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            problem = self._mismatch(state)
+        except Exception as error:  # noqa: BLE001 - any unreadable checkpoint means: start afresh
+            problem = f"unreadable ({type(error).__name__}: {error})"
+            state = None
+        if problem == "other run":
+            self.log(f"WARNING {path} was written for other settings or data (fingerprint "
+                     f"{state.get('fingerprint')} != {self.fingerprint}); starting afresh", warning=True)
+            return False
+        if problem is None:
+            fresh = {name: copy.deepcopy(_state_of(c)) for name, c in self.components.items()}
+            try:
+                self._restore(state)
+                return True
+            except Exception as error:  # noqa: BLE001 - e.g. a model whose shapes changed with the code
+                problem = f"does not fit this run ({type(error).__name__}: {error})"
+                for name, component in self.components.items():  # undo a partial load: a fresh start is fresh
+                    _load_into(component, fresh[name])
+                self.history, self.extra, self.epoch, self.resumed_from = [], {}, 0, 0
+        aside = path.with_name(path.name + ".unusable")
+        path.replace(aside)
+        self.log(f"WARNING checkpoint {path} is {problem}; moved it to {aside} and starting afresh", warning=True)
+        return False
+
+    def _mismatch(self, state: Any) -> str | None:
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            return f"of an unknown format ({state.get('format') if isinstance(state, dict) else type(state).__name__})"
         if self.fingerprint is not None and state.get("fingerprint") != self.fingerprint:
-            self.log(f"WARNING {self.checkpoint_path} was written with other settings "
-                     f"(fingerprint {state.get('fingerprint')} != {self.fingerprint}); starting afresh",
-                     warning=True)
-            return False
+            return "other run"
         missing = sorted(set(self.components) - set(state["components"]))
         if missing:
-            raise RuntimeError(f"{self.checkpoint_path}: checkpoint lacks component(s) {missing}; "
-                               "delete it to start afresh")
+            return f"missing component(s) {missing}"
         if state["epoch"] > self.total_epochs:
-            raise RuntimeError(f"{self.checkpoint_path}: checkpoint is at epoch {state['epoch']} but the run has "
-                               f"only {self.total_epochs} epochs; delete it to start afresh")
+            return f"at epoch {state['epoch']} of a run with only {self.total_epochs} epochs"
+        return None
+
+    def _restore(self, state: dict[str, Any]) -> None:
         for name, component in self.components.items():
             _load_into(component, state["components"][name])
         self.history = list(state[self.history_key])
@@ -155,7 +188,6 @@ class EpochLoop:
         self.epoch = int(state["epoch"])
         set_rng_state(state["rng"])
         self.resumed_from = self.epoch
-        return True
 
     # -- run --------------------------------------------------------------------------------------
     def run(self, epoch_fn: Callable[[int], dict[str, Any]], stop_after: int | None = None) -> list[dict[str, Any]]:

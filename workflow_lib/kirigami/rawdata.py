@@ -16,12 +16,13 @@ import numpy as np
 
 from workflow_lib.io import write_text_atomic
 from workflow_lib.kirigami.patterns import N_CELLS, N_COLS, N_ROWS
+from workflow_lib.errors import UserError
 
 TARGET_NAMES = ("yield_strain", "toughness", "yield_stress")
 N_COLUMNS = N_CELLS + len(TARGET_NAMES)  # 18
 
 
-class KirigamiFormatError(ValueError):
+class KirigamiFormatError(UserError, ValueError):
     """A raw kirigami file that breaks the 18-column format; the message names file, line and column."""
 
 
@@ -52,9 +53,11 @@ def _parse_line(path: Path, line_no: int, fields: list[str]) -> tuple[tuple[int,
             raise _error(path, line_no, f"pattern value must be 0 or 1, found {fields[column]!r}", column)
         pattern.append(int(value))
     for column, value in enumerate(values[N_CELLS:], start=N_CELLS):
+        name = TARGET_NAMES[column - N_CELLS]
         if not math.isfinite(value):
-            name = TARGET_NAMES[column - N_CELLS]
             raise _error(path, line_no, f"{name} is not finite: {fields[column]!r}", column)
+        if value < 0:  # strain and stress at yield under tension, and the energy up to it, are all >= 0
+            raise _error(path, line_no, f"{name} must be >= 0 under tension, found {fields[column]!r}", column)
     for row in range(N_ROWS):
         if not any(pattern[N_COLS * row : N_COLS * (row + 1)]):
             raise _error(
@@ -99,8 +102,8 @@ def _check_writable(patterns: np.ndarray, targets: np.ndarray) -> None:
         raise ValueError("nothing to write: no patterns")
     if not np.all((patterns == 0) | (patterns == 1)):
         raise ValueError("patterns must be 0/1")
-    if not np.all(np.isfinite(targets)):
-        raise ValueError("targets must be finite")
+    if not np.all(np.isfinite(targets)) or np.any(targets < 0):
+        raise ValueError("targets must be finite and >= 0")
     if not np.all(patterns.reshape(-1, N_ROWS, N_COLS).any(axis=2)):
         raise ValueError("a pattern has an entirely cut coarse row")
     if np.unique(patterns, axis=0).shape[0] != patterns.shape[0]:

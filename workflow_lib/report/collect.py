@@ -18,6 +18,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from workflow_lib.methods import DARTS, STEPS
+
 # The DARTS search space (workflow_lib.darts.ops.PRIMITIVES); history.json carries its own copy,
 # this is only the fallback, so the report does not need to import torch.
 PRIMITIVES = (
@@ -25,10 +27,8 @@ PRIMITIVES = (
     "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
 )
 
-# Workflow stages (workflow_lib.config.stage.STAGES) used to name benchmark files.
-# (rules name their benchmarks benchmarks/{dataset}/{stage}[_...]_seed{s}.tsv, e.g. train_darts_seed0.tsv)
-STAGES = ("raw_data", "prepare", "data", "search", "train", "random_forest", "resnet18", "tiny_resnet",
-          "random_search")
+# The workflow's steps, in pipeline order (benchmark times are shown per step in this order).
+STAGES = STEPS
 
 REGRESSION_METRICS = ("r2", "mae", "rmse")
 CLASSIFICATION_METRICS = ("accuracy",)
@@ -341,36 +341,45 @@ def _seed_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def collect_dataset(results_dir: Path, name: str, seeds: Iterable[int]) -> DatasetResults:
+def _method_names(ds_dir: Path, methods: Iterable[str] | None, notes: list[str]) -> list[str]:
+    """The methods to report: those the config asks for; listing folders is only for a bare results tree."""
+    if methods is not None:
+        return list(methods)
+    methods_dir = ds_dir / "methods"
+    if not methods_dir.is_dir():
+        notes.append(f"methods: missing ({methods_dir})")
+        return []
+    return sorted(p.name for p in methods_dir.iterdir() if p.is_dir())
+
+
+def collect_dataset(results_dir: Path, name: str, seeds: Iterable[int], methods: Iterable[str] | None = None,
+                    search: bool = True) -> DatasetResults:
+    """One dataset's artifacts: the search (when ``search``) and every method of ``methods`` for every seed."""
     seeds = list(seeds)
     ds_dir = results_dir / name
     notes: list[str] = []
     info = read_dataset_info(ds_dir / "data", name, notes)
     result = DatasetResults(name=name, info=info, notes=notes)
-    for seed in seeds:
+    for seed in seeds if search else []:
         search_dir = ds_dir / "search" / f"seed{seed}"
         if search_dir.exists():
             run = read_search(search_dir, seed, notes)
             if run is not None:
                 result.searches[seed] = run
-    methods_dir = ds_dir / "methods"
-    if methods_dir.is_dir():
-        for method_dir in sorted(p for p in methods_dir.iterdir() if p.is_dir()):
-            runs: dict[int, MethodRun] = {}
-            for seed in seeds:
-                run_dir = method_dir / f"seed{seed}"
-                if not run_dir.exists():
-                    notes.append(f"{method_dir.name} seed {seed}: missing ({run_dir})")
-                    continue
-                run = read_method_run(run_dir, method_dir.name, seed, notes)
-                if run is not None:
-                    runs[seed] = run
-            if runs:
-                result.methods[method_dir.name] = runs
-    else:
-        notes.append(f"methods: missing ({methods_dir})")
-    if "darts" in result.methods:  # the paper's method first, then the baselines
-        result.methods = {"darts": result.methods.pop("darts"), **result.methods}
+    for method in _method_names(ds_dir, methods, notes):
+        runs: dict[int, MethodRun] = {}
+        for seed in seeds:
+            run_dir = ds_dir / "methods" / method / f"seed{seed}"
+            if not run_dir.exists():
+                notes.append(f"{method} seed {seed}: missing ({run_dir})")
+                continue
+            run = read_method_run(run_dir, method, seed, notes)
+            if run is not None:
+                runs[seed] = run
+        if runs:
+            result.methods[method] = runs
+    if DARTS in result.methods:  # the paper's method first, then the baselines
+        result.methods = {DARTS: result.methods.pop(DARTS), **result.methods}
     if (ds_dir / "summary.json").exists():
         summary = _read_json(ds_dir / "summary.json", notes, "summary")
         result.summary = summary if isinstance(summary, dict) else None
@@ -415,40 +424,50 @@ def read_benchmark_seconds(path: Path) -> float:
     return float(sum(values) / len(values))
 
 
-def collect_stage_times(paths: Iterable[Path | str] | None) -> tuple[list[StageTime], list[str]]:
-    notes: list[str] = []
-    if not paths:
-        return [], notes
-    totals: dict[str, StageTime] = {}
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            candidates = sorted(path.rglob("*.tsv"))
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            try:
-                seconds = read_benchmark_seconds(candidate)
-            except FileNotFoundError:
-                notes.append(f"benchmark missing: {candidate}")
-                continue
-            except (OSError, ValueError, csv.Error) as error:
-                notes.append(f"benchmark unreadable: {candidate} ({error})")
-                continue
+def _benchmark_entries(items: Iterable[Any]) -> list[tuple[str, str, Path]]:
+    """(dataset, step, path) of each benchmark: given explicitly by the plan, or parsed from a path/folder."""
+    entries = []
+    for item in items:
+        if isinstance(item, dict):
+            entries.append((str(item["dataset"]), str(item["step"]), Path(item["path"])))
+            continue
+        path = Path(item)
+        for candidate in sorted(path.rglob("*.tsv")) if path.is_dir() else [path]:
             dataset, stage = parse_benchmark_path(candidate)
-            entry = totals.setdefault(stage, StageTime(stage, 0.0, {}, 0))
-            entry.seconds += seconds
-            entry.per_dataset[dataset] = entry.per_dataset.get(dataset, 0.0) + seconds
-            entry.files += 1
+            entries.append((dataset, stage, candidate))
+    return entries
+
+
+def collect_stage_times(items: Iterable[Any] | None) -> tuple[list[StageTime], list[str]]:
+    """Total wall time per step over the given benchmark files (missing or unreadable ones are noted)."""
+    notes: list[str] = []
+    totals: dict[str, StageTime] = {}
+    for dataset, stage, path in _benchmark_entries(items or []):
+        try:
+            seconds = read_benchmark_seconds(path)
+        except FileNotFoundError:
+            notes.append(f"benchmark missing: {path}")
+            continue
+        except (OSError, ValueError, csv.Error) as error:
+            notes.append(f"benchmark unreadable: {path} ({error})")
+            continue
+        entry = totals.setdefault(stage, StageTime(stage, 0.0, {}, 0))
+        entry.seconds += seconds
+        entry.per_dataset[dataset] = entry.per_dataset.get(dataset, 0.0) + seconds
+        entry.files += 1
     order = {stage: k for k, stage in enumerate(STAGES)}
     return sorted(totals.values(), key=lambda s: (order.get(s.stage, len(order)), s.stage)), notes
 
 
 def collect(results_dir: Path | str, datasets: Iterable[str], seeds: Iterable[int],
-            stage_times: Iterable[Path | str] | None = None) -> ReportData:
+            stage_times: Iterable[Any] | None = None, plan: dict[str, Any] | None = None) -> ReportData:
+    """Read the artifacts of ``datasets``; with a ``plan`` (the rule's, from the config) only the methods and
+    searches it names, so a results folder shared by several configs never leaks into this report."""
     results_dir = Path(results_dir)
     seeds = [int(s) for s in seeds]
-    data = [collect_dataset(results_dir, name, seeds) for name in datasets]
+    per_dataset = (plan or {}).get("datasets", {})
+    data = [collect_dataset(results_dir, name, seeds, per_dataset.get(name, {}).get("methods"),
+                            per_dataset.get(name, {}).get("search", True)) for name in datasets]
     times, time_notes = collect_stage_times(stage_times)
     return ReportData(results_dir=results_dir, datasets=data, seeds=seeds,
                       stage_times=times, stage_time_notes=time_notes)

@@ -248,15 +248,17 @@ def report_step(results_dir: Path | str, datasets: Sequence[str], seeds: Sequenc
                 figures_dir: Path | str | None = None,
                 manifest_path: Path | str | None = None,
                 template_dir: Path | str | None = None,
-                benchmarks: Iterable[Path | str] | None = None) -> dict[str, Any]:
+                benchmarks: Iterable[Any] | None = None,
+                plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """Render the report page and write every figure/table as its own file.
 
     results_dir: the workflow's results folder; datasets/seeds: what to report (missing artifacts are
     listed on the page, never fatal); out_html: the page (written atomically); stage_times: Snakemake
     benchmark TSVs (or folders of them) named benchmarks/{dataset}/{stage}...tsv; figures_dir: where the
     separate figure files go (default results_dir/report/figures); manifest_path: the figures manifest
-    JSON (default figures_dir/manifest.json); benchmarks: an alias of stage_times (both are read).
-    Returns the manifest.
+    JSON (default figures_dir/manifest.json); benchmarks: an alias of stage_times (both are read; entries may
+    be {dataset, step, path} dicts); plan: the rule's plan from the config ({"datasets": {name: {"methods",
+    "search"}}}): only what it names is read. Returns the manifest.
     """
     if benchmarks:
         stage_times = [*(stage_times or []), *benchmarks]
@@ -264,7 +266,7 @@ def report_step(results_dir: Path | str, datasets: Sequence[str], seeds: Sequenc
     out_html = Path(out_html)
     figures_dir = Path(figures_dir) if figures_dir is not None else results_dir / "report" / "figures"
     manifest_path = Path(manifest_path) if manifest_path is not None else figures_dir / "manifest.json"
-    report = collect(results_dir, datasets, seeds, stage_times)
+    report = collect(results_dir, datasets, seeds, stage_times, plan)
     figs = FigureSet(figures_dir)
     context = build_context(report, figs, title)
     html = R.render_html(context, Path(template_dir) if template_dir else None)

@@ -19,6 +19,7 @@ outputs). A rerun resumes and ends bitwise identical on the CPU; a finished chec
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -103,6 +104,23 @@ def data_tensors(data: Any, device: torch.device, task: Task) -> tuple[torch.Ten
     return x, y
 
 
+def index_digest(index: Sequence[int] | np.ndarray) -> str:
+    """Short hash of a row selection (which samples a model trains on)."""
+    array = np.ascontiguousarray(np.asarray(index, dtype=np.int64))
+    return hashlib.sha256(array.tobytes()).hexdigest()[:16]
+
+
+def device_identity(device_cfg: DeviceConfig) -> dict[str, Any]:
+    """The device settings a trained result depends on (threads only change the speed)."""
+    return {"type": device_cfg.type, "bf16": device_cfg.bf16, "channels_last": device_cfg.channels_last}
+
+
+def run_fingerprint(data: Any, train_index: Sequence[int] | np.ndarray, device_cfg: DeviceConfig, *parts: Any) -> str:
+    """What a checkpoint must match to be resumed: the data (digest incl. split), the training rows, the
+    device settings and the caller's parts (settings, genotype, seed)."""
+    return fingerprint_of(data.digest(), index_digest(train_index), device_identity(device_cfg), *parts)
+
+
 def fit(
     build: Callable[[], nn.Module],
     data: Any,
@@ -116,8 +134,12 @@ def fit(
     fingerprint: str | None = None,
     tensors: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> FitResult:
-    """Seed, build, train with SGD + cosine lr for schedule.epochs (checkpointed), evaluate on eval_index."""
-    device_cfg = device_cfg or DeviceConfig()
+    """Seed, build, train with SGD + cosine lr for schedule.epochs (checkpointed), evaluate on eval_index.
+
+    ``fingerprint``: the caller's identity of the run (settings, genotype, ...); the checkpoint's fingerprint
+    adds the schedule, seed, the data's digest, the training rows and the device settings to it.
+    """
+    device_cfg = device_cfg or DeviceConfig.defaults()
     device = resolve_device(device_cfg)
     seed_everything(seed)
     train_index = np.asarray(train_index, dtype=np.int64)
@@ -150,7 +172,7 @@ def fit(
 
     loop = EpochLoop(checkpoint_path, {"model": model, "optimizer": optimizer, "batches": batches},
                      schedule.epochs, log=log, name=name,
-                     fingerprint=fingerprint or fingerprint_of(asdict(schedule), int(seed)))
+                     fingerprint=run_fingerprint(data, train_index, device_cfg, fingerprint, asdict(schedule), int(seed)))
     history = loop.run(epoch_fn)
     evaluation = evaluate(model, x, y, task, index=eval_index, **eval_kw)
     predictions = predict(model, x, task, index=eval_index, **eval_kw).numpy()

@@ -1,18 +1,24 @@
-"""Where every artifact lives, and which files a dataset's chain must produce.
+"""Where every artifact lives, which files a dataset's chain must produce, and what each rule passes on.
 
-The rules and the report read paths from here so the layout is defined once (docs/DESIGN.md).
+The rules and the report read paths from here so the layout is defined once (docs/DESIGN.md). Everything a
+run writes, benchmarks included, lives under ``results_dir`` (checkpoints and logs in their own folders), so
+two configs with different ``results_dir`` never mix.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
-CNN_BASELINES = ("resnet18", "tiny_resnet")
+from workflow_lib.config.stage import stage_json
+from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, STEPS, step_of_method
+
 # Rule names that a dataset may not take, since every dataset also gets a target rule of its name.
-RESERVED_NAMES = frozenset(
-    {"all", "report", "stage_config", "raw_data", "prepare", "search", "train", "random_forest",
-     "baseline_cnn", "random_search", "summarize"}
-)
+RULE_NAMES = frozenset({"all", "report", "raw_data", "prepare", "search", "train", "random_forest",
+                        "baseline_cnn", "random_search", "summarize"})
+RESERVED_NAMES = RULE_NAMES | frozenset(METHODS) | frozenset(STEPS)
+SEEDED_STEPS = tuple(step for step in STEPS if step not in ("raw_data", "prepare"))
 
 
 @dataclass(frozen=True)
@@ -20,20 +26,23 @@ class Layout:
     results: str
     checkpoints: str
     logs: str
-    benchmarks: str = "benchmarks"
 
     @classmethod
     def from_config(cls, config: dict) -> "Layout":
         return cls(config["results_dir"], config["checkpoint_dir"], config["log_dir"])
 
-    def stage(self, dataset: str = "{dataset}", stage: str = "{stage}") -> str:
-        return f"{self.results}/{dataset}/config/{stage}.json"
+    @property
+    def benchmarks(self) -> str:
+        return f"{self.results}/benchmarks"
 
     def manifest(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/raw/manifest.json"
 
     def prepared(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/data/prepared.npz"
+
+    def prepared_summary(self, dataset: str = "{dataset}") -> str:
+        return f"{self.results}/{dataset}/data/prepared.json"
 
     def search_dir(self, dataset: str = "{dataset}", seed: str = "{seed}") -> str:
         return f"{self.results}/{dataset}/search/seed{seed}"
@@ -60,25 +69,83 @@ class Layout:
         return f"{self.logs}/{dataset}/{step}.log"
 
     def benchmark(self, dataset: str, step: str) -> str:
+        """``step`` is the step's name, with ``_seed{seed}`` for the seeded steps."""
         return f"{self.benchmarks}/{dataset}/{step}.tsv"
 
+    # -- what one config asks for ------------------------------------------------------------------------
     def dataset_metrics(self, config: dict, dataset: str) -> list[str]:
         """Every method's metrics file for every seed of one dataset."""
         methods = config["datasets"][dataset]["methods"]
         return [self.metrics(dataset, method, seed) for method in methods for seed in config["seeds"]]
 
     def search_outputs(self, config: dict, dataset: str) -> list[str]:
-        if "darts" not in config["datasets"][dataset]["methods"]:
+        """The searches a dataset needs: none when darts is off or trains a named genotype."""
+        if not runs_search(config, dataset):
             return []
         return [f"{self.search_dir(dataset, str(seed))}/history.json" for seed in config["seeds"]]
+
+    def benchmark_files(self, config: dict, dataset: str) -> list[dict[str, str]]:
+        """The benchmark files of the steps this config runs for one dataset: {dataset, step, seed, path}."""
+        block = config["datasets"][dataset]
+        steps = [step_of_method(method) for method in block["methods"]]
+        if runs_search(config, dataset):
+            steps.insert(0, "search")
+        files = [{"dataset": dataset, "step": step, "seed": None, "path": self.benchmark(dataset, step)}
+                 for step in ("raw_data", "prepare")]
+        for step in steps:
+            name = "train_darts" if step == "train" else step
+            files += [{"dataset": dataset, "step": step, "seed": seed,
+                       "path": self.benchmark(dataset, f"{name}_seed{seed}")} for seed in config["seeds"]]
+        return files
+
+    def report_plan(self, config: dict) -> str:
+        """Everything the report reads, as JSON: it never lists folders, so it shows exactly this config."""
+        datasets = {
+            name: {"methods": list(block["methods"]), "search": runs_search(config, name)}
+            for name, block in config["datasets"].items()
+        }
+        plan = {
+            "datasets": datasets,
+            "seeds": list(config["seeds"]),
+            "title": config["report"]["title"],
+            "benchmarks": [entry for name in datasets for entry in self.benchmark_files(config, name)],
+        }
+        return json.dumps(plan, sort_keys=True)
+
+
+def runs_search(config: dict, dataset: str) -> bool:
+    block = config["datasets"][dataset]
+    return DARTS in block["methods"] and not block["train"]["genotype"]
+
+
+def source_files(config: dict, dataset: str) -> list[str]:
+    """The user's data files a dataset reads (npz file, local MD file), so editing one reruns its chain."""
+    source = config["datasets"][dataset]["source"]
+    if source["type"] in ("npz", "md") and source["path"]:
+        return [source["path"]]
+    if source["type"] == "torchvision":
+        from workflow_lib.datasets.cifar10 import local_batch_files
+
+        return [str(path) for path in local_batch_files(Path(source["path"]) if source["path"] else None)]
+    return []
 
 
 @dataclass(frozen=True)
 class RuleInputs:
-    """Per-job values the rules compute from wildcards (resources, threads, inputs)."""
+    """Per-job values the rules compute from wildcards (settings, resources, threads, inputs)."""
 
     config: dict
     layout: Layout
+
+    def settings(self, step: str):
+        """params function: the step's settings as canonical JSON (Snakemake reruns the job when they change)."""
+        return lambda wildcards: stage_json(self.config, wildcards.dataset, step)
+
+    def method_settings(self, wildcards) -> str:
+        return stage_json(self.config, wildcards.dataset, wildcards.method)
+
+    def source_files(self, wildcards) -> list[str]:
+        return source_files(self.config, wildcards.dataset)
 
     def resource(self, wildcards, key: str):
         return self.config["datasets"][wildcards.dataset]["resources"][key]
@@ -100,3 +167,6 @@ class RuleInputs:
         if self.config["datasets"][wildcards.dataset]["train"]["genotype"]:
             return []
         return f"{self.layout.search_dir(wildcards.dataset, wildcards.seed)}/genotype.json"
+
+
+__all__ = ["CNN_BASELINES", "Layout", "RESERVED_NAMES", "RuleInputs", "runs_search", "source_files"]

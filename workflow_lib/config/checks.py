@@ -1,0 +1,69 @@
+"""Checks of a schema-valid config that JSON Schema cannot express, run before any job starts.
+
+- ``source.type: null`` becomes the dataset kind's default source (the first type its schema branch allows).
+- ``train.genotype`` must name a published genotype (``workflow_lib.darts.genotypes.GENOTYPES``) or a
+  readable genotype JSON file; an unknown name would otherwise fail only inside the training job.
+- data files named in the config (``npz`` files, a local MD file) must exist, so a typo fails in seconds,
+  not after the DAG has started deleting the previous run's outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from workflow_lib.errors import UserError
+
+
+def _error(message: str) -> UserError:
+    from workflow_lib.config.load import ConfigError
+
+    return ConfigError(message)
+
+
+def kind_source_types(kind: str) -> list[str]:
+    """The source types a dataset kind allows, its default first (from the schema's per-kind branch)."""
+    from workflow_lib.config.load import schema_node
+
+    for branch in schema_node("#/$defs/dataset").get("allOf", []):
+        if branch["if"]["properties"]["kind"]["const"] == kind:
+            allowed = branch["then"]["properties"]["source"]["properties"]["type"]["enum"]
+            return [t for t in allowed if t is not None]
+    raise _error(f"dataset kind {kind!r} has no source branch in config/schema.yaml")
+
+
+def _check_genotype(key: str, value: str | None) -> None:
+    if value is None:
+        return
+    from workflow_lib.darts.genotypes import GENOTYPES, Genotype, GenotypeError
+
+    if value in GENOTYPES:
+        return
+    path = Path(value)
+    if not path.is_file():
+        raise _error(f"config key '{key}': unknown genotype {value!r}: not one of {sorted(GENOTYPES)} "
+                     "and not an existing genotype JSON file")
+    try:
+        Genotype.load(path)
+    except GenotypeError as err:
+        raise _error(f"config key '{key}': {err}") from err
+
+
+def _check_source(name: str, block: dict[str, Any]) -> None:
+    source = block["source"]
+    if source["type"] is None:
+        source["type"] = kind_source_types(block["kind"])[0]
+    key = f"datasets.{name}.source.path"
+    needs_file = block["kind"] == "npz" or (block["kind"] == "kirigami" and source["type"] == "md")
+    if block["kind"] == "npz" and not source["path"]:
+        raise _error(f"config key '{key}': an npz dataset needs the path of its .npz file")
+    if needs_file and source["path"] and not Path(source["path"]).is_file():
+        raise _error(f"config key '{key}': data file {source['path']} does not exist")
+
+
+def check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Apply the checks above to a schema-valid config (in place) and return it."""
+    for name, block in config["datasets"].items():
+        _check_source(name, block)
+        _check_genotype(f"datasets.{name}.train.genotype", block["train"]["genotype"])
+    return config

@@ -1,0 +1,28 @@
+"""The one list of methods and workflow steps (torch-free: the config schema, the Snakefile and the report
+read it). The runnable registries (``baselines.BASELINES``, ``models.MODELS``) are checked against it.
+
+- ``METHODS``: what a dataset's ``methods:`` list may hold; ``darts`` = search + final training.
+- ``STEPS``: every compute step of a dataset's chain, in pipeline order, as named in logs and benchmarks.
+- ``NEURAL_STEPS``: the steps that train networks, so the ``device`` block is part of their settings (and only
+  theirs: changing the device never reruns data preparation or the random forest).
+"""
+
+from __future__ import annotations
+
+DARTS = "darts"
+RANDOM_FOREST = "random_forest"
+CNN_BASELINES = ("resnet18", "tiny_resnet")
+RANDOM_SEARCH = "random_search"
+BASELINES = (RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH)
+METHODS = (DARTS, *BASELINES)
+
+DATA_STEPS = ("raw_data", "prepare")
+STEPS = (*DATA_STEPS, "search", "train", *BASELINES)
+NEURAL_STEPS = ("search", "train", *CNN_BASELINES, RANDOM_SEARCH)
+
+
+def step_of_method(method: str) -> str:
+    """The step whose results are a method's results (darts: the final training of the found cell)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return "train" if method == DARTS else method
