@@ -22,6 +22,7 @@ include: "rules/data.smk"
 include: "rules/search.smk"
 include: "rules/train.smk"
 include: "rules/baselines.smk"
+include: "rules/design.smk"
 include: "rules/report.smk"
 
 
@@ -29,4 +30,5 @@ rule all:
     default_target: True
     input:
         [LAYOUT.summary(dataset) for dataset in DATASETS],
+        [path for dataset in DATASETS for path in LAYOUT.design_outputs(CONFIG, dataset)],
         LAYOUT.report(),

@@ -44,6 +44,11 @@ rule report:
             for dataset in DATASETS
             for path in LAYOUT.search_outputs(CONFIG, dataset)
         ],
+        design=[
+            path
+            for dataset in DATASETS
+            for path in LAYOUT.design_outputs(CONFIG, dataset)
+        ],
     output:
         html=report(
             LAYOUT.report(), caption="../report/captions/page.rst", category="Report"

@@ -172,7 +172,7 @@ def _link_config(workdir: Path) -> None:
 def real_case() -> WorkflowCase:
     return WorkflowCase(
         name="real",
-        args=["--snakefile", str(REPO / "Snakefile"), "--configfile", str(REPO / "config" / "config.yaml"),
+        args=["--snakefile", str(REPO / "Snakefile"), "--configfile", str(REPO / "tests" / "config" / "tiny.yaml"),
               *(["--config", *REAL_CONFIG_OVERRIDES] if REAL_CONFIG_OVERRIDES else []), "--", *REAL_TARGETS],
         compare=compare_summaries,
         required_rules=set(GPU_RULES),  # the GPU rules, with their GPU request mapped away

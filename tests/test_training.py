@@ -9,7 +9,7 @@ import pytest
 from workflow_lib.config import StageConfig
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.training import run_training
-from workflow_lib.training import run as run_module
+from workflow_lib.training import fitting as run_module
 
 
 

@@ -16,7 +16,7 @@ METHODS = ["darts", "random_forest", "resnet18", "tiny_resnet", "random_search"]
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
-    """One end-to-end run of config/config.yaml, shared by the tests below."""
+    """One end-to-end run of the tiny test config, shared by the tests below."""
     workdir = tmp_path_factory.mktemp("quick_run")
     run_snakemake(workdir, "--cores", "2")
     return workdir
@@ -35,10 +35,15 @@ def test_quick_default_produces_every_artifact(quick_run):
             assert metrics["parameters"] > 0
         assert (quick_run / "logs" / dataset / "search_seed0.log").stat().st_size > 0
         assert (quick_run / "results" / "benchmarks" / dataset / "search_seed0.tsv").exists()
+    design = json.loads((quick_run / "results" / "kirigami" / "design" / "design.json").read_text())
+    assert {run["model"] for run in design["runs"]} == {"random_forest", "tiny_resnet", "random"}
+    curves = json.loads((quick_run / "results" / "kirigami" / "learning_curves" / "learning_curves.json").read_text())
+    assert {p["method"] for p in curves["points"]} == {"random_forest", "tiny_resnet"}
     prepared = json.loads((quick_run / "results" / "kirigami" / "data" / "prepared.json").read_text())
     assert prepared["provenance"]["source"] == "surrogate"
     html = (quick_run / "results" / "report.html").read_text()
     assert "surrogate" in html.lower() and "digits" in html
+    assert 'id="design-kirigami"' in html and "Learning curves" in html and "published" in html
 
 
 def test_search_log_reports_rate_and_eta(quick_run):

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = ROOT / "tests" / "config" / "tiny.yaml"  # the suite's own tiny config (config/config.yaml shows results)
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
@@ -25,7 +26,7 @@ def snakemake_env() -> dict[str, str]:
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
                   timeout: int = 1500) -> subprocess.CompletedProcess:
     command = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(configfile or ROOT / "config" / "config.yaml"), *args]
+               "--configfile", str(configfile or TINY_CONFIG), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=snakemake_env(), timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
@@ -38,8 +39,8 @@ def write_config(path: Path, config: dict) -> Path:
 
 
 def default_config() -> dict:
-    """config/config.yaml as plain data (a JSON round trip undoes YAML anchors, so blocks edit separately)."""
-    return json.loads(json.dumps(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())))
+    """The tiny test config as plain data (a JSON round trip undoes YAML anchors, so blocks edit separately)."""
+    return json.loads(json.dumps(yaml.safe_load(TINY_CONFIG.read_text())))
 
 
 def planned_jobs(dry_run_output: str) -> dict[str, int]:

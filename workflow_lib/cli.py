@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from workflow_lib.config.stage import StageConfig
 from workflow_lib.errors import EXIT_USER_ERROR, UserError
 
 log = logging.getLogger("workflow_lib")
@@ -31,28 +32,24 @@ def _configure(args: argparse.Namespace) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> None:
-    from workflow_lib.config import StageConfig
     from workflow_lib.datasets.run import fetch_step
 
     fetch_step(StageConfig.from_json(args.settings), Path(args.out), threads=max(args.threads, 1))
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from workflow_lib.config import StageConfig
     from workflow_lib.datasets.run import prepare_step
 
     prepare_step(StageConfig.from_json(args.settings), Path(args.manifest), Path(args.out))
 
 
 def _search(args: argparse.Namespace) -> None:
-    from workflow_lib.config import StageConfig
     from workflow_lib.darts.search_run import search_step_cli as search_step
 
     search_step(StageConfig.from_json(args.settings), Path(args.data), Path(args.out), Path(args.checkpoint_dir), args.seed)
 
 
 def _train(args: argparse.Namespace) -> None:
-    from workflow_lib.config import StageConfig
     from workflow_lib.training.run import train_step
 
     genotype = Path(args.genotype) if args.genotype else None
@@ -63,11 +60,34 @@ def _train(args: argparse.Namespace) -> None:
 
 def _baseline(args: argparse.Namespace) -> None:
     from workflow_lib.baselines.registry import baseline_step
-    from workflow_lib.config import StageConfig
-
+    
     baseline_step(
         args.method, StageConfig.from_json(args.settings), Path(args.data), Path(args.out), Path(args.checkpoint_dir), args.seed
     )
+
+
+def _design_table(args: argparse.Namespace) -> None:
+    from workflow_lib.design.oracle import table_step
+
+    StageConfig.from_json(args.settings)  # validated like every step's settings
+    table_step(Path(args.data), Path(args.out), max(args.threads, 1))
+
+
+def _design(args: argparse.Namespace) -> None:
+    from workflow_lib.design.run import design_step
+
+    stage = StageConfig.from_json(args.settings)
+    design_step(stage.dataset, stage.settings, Path(args.data), args.genotype, Path(args.out).parent, args.seeds,
+                max(args.threads, 1), device=stage.device, table_path=Path(args.table))
+
+
+def _learning_curves(args: argparse.Namespace) -> None:
+    from workflow_lib.learning_curves import learning_curve_step
+
+    stage = StageConfig.from_json(args.settings)
+    learning_curve_step(stage.dataset, stage.kind, stage.settings, Path(args.data), args.genotype,
+                        Path(args.out).parent, Path(args.checkpoint_dir), args.seeds, max(args.threads, 1),
+                        device=stage.device)
 
 
 def _summarize(args: argparse.Namespace) -> None:
@@ -127,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--genotype", default=None, help="genotype JSON (default: the named genotype in the settings)")
     baseline = _run_parser(sub, "baseline", _baseline, "a baseline method")
     baseline.add_argument("--method", required=True)
+    table = _step_parser(sub, "design-table", _design_table, "every kirigami candidate's true target (oracle)")
+    table.add_argument("--settings", required=True, help="the step's settings (JSON)")
+    table.add_argument("--data", required=True, help="prepared.npz")
+    table.add_argument("--out", required=True, help="candidates.npz")
+    design = _step_parser(sub, "design", _design, "ML-guided search for the best kirigami design")
+    design.add_argument("--settings", required=True, help="the step's settings (JSON)")
+    design.add_argument("--data", required=True, help="prepared.npz")
+    design.add_argument("--table", required=True, help="candidates.npz (design-table)")
+    design.add_argument("--genotype", default=None, help="the search's genotype.json (darts picker)")
+    design.add_argument("--out", required=True, help="design.json (design.csv goes beside it)")
+    design.add_argument("--seeds", nargs="+", type=int, required=True, help="the workflow's seeds")
+    curves = _step_parser(sub, "learning-curves", _learning_curves, "test score against training-set size")
+    curves.add_argument("--settings", required=True, help="the step's settings (JSON)")
+    curves.add_argument("--data", required=True, help="prepared.npz")
+    curves.add_argument("--genotype", default=None, help="the search's genotype.json (darts)")
+    curves.add_argument("--out", required=True, help="learning_curves.json (the CSV goes beside it)")
+    curves.add_argument("--checkpoint-dir", required=True, help="per-point artifacts and checkpoints")
+    curves.add_argument("--seeds", nargs="+", type=int, required=True, help="the workflow's seeds")
     summarize = _step_parser(sub, "summarize", _summarize, "aggregate one dataset's metrics over seeds")
     summarize.add_argument("--dataset", required=True)
     summarize.add_argument("--metrics", nargs="+", required=True)

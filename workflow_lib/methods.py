@@ -2,7 +2,8 @@
 read it). The runnable registries (``baselines.BASELINES``, ``models.MODELS``) are checked against it.
 
 - ``METHODS``: what a dataset's ``methods:`` list may hold; ``darts`` = search + final training.
-- ``STEPS``: every compute step of a dataset's chain, in pipeline order, as named in logs and benchmarks.
+- ``STEPS``: every compute step of a dataset's chain, in pipeline order, as named in logs and benchmarks
+  (the design steps run only where a dataset enables them).
 - ``NEURAL_STEPS``: the steps that train networks, so the ``device`` block is part of their settings (and only
   theirs: changing the device never reruns data preparation or the random forest).
 """
@@ -17,8 +18,9 @@ BASELINES = (RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH)
 METHODS = (DARTS, *BASELINES)
 
 DATA_STEPS = ("raw_data", "prepare")
-STEPS = (*DATA_STEPS, "search", "train", *BASELINES)
-NEURAL_STEPS = ("search", "train", *CNN_BASELINES, RANDOM_SEARCH)
+DESIGN_STEPS = ("design_table", "design", "learning_curves")  # kirigami design loop, data efficiency
+STEPS = (*DATA_STEPS, "search", "train", *BASELINES, *DESIGN_STEPS)
+NEURAL_STEPS = ("search", "train", *CNN_BASELINES, RANDOM_SEARCH, "design", "learning_curves")
 
 
 def step_of_method(method: str) -> str:

@@ -1,5 +1,6 @@
-"""CNN baselines (ResNet-18, Tiny ResNet) trained with the engine (CNNBaselineConfig: SGD + cosine to 0,
-weight decay, grad-norm clip, optional cutout) on ``data.train_index``, tested on ``data.test_index``."""
+"""CNN baselines (ResNet-18, Tiny ResNet) trained with the engine (CNNBaselineConfig: SGD or Adam, cosine or
+constant learning rate, weight decay, grad-norm clip, optional cutout, input stride) on ``data.train_index``,
+tested on ``data.test_index``."""
 
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from workflow_lib.training.run import Schedule, fit, metrics_block, write_method
 def run_cnn(model_name: str, stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path,
             seed: int) -> dict[str, Any]:
     cfg = CNNBaselineConfig.from_dict(stage.settings)
-    schedule = Schedule(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_min=0.0,
-                        momentum=cfg.momentum, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
-                        cutout_length=cfg.cutout_length, max_steps_per_epoch=cfg.max_steps_per_epoch)
+    schedule = Schedule.from_cnn_config(cfg)
 
     def build():
         return build_model(model_name, int(data.in_channels), int(data.out_dim))
@@ -31,7 +30,7 @@ def run_cnn(model_name: str, stage: Any, data: Any, out_dir: str | Path, checkpo
         parameters=result.parameters, train_seconds=result.train_seconds, device=device_label(result.device),
         epochs=len(result.history), test=metrics_block(result.evaluation), config=cfg.to_dict(),
         stage_document=stage.to_dict(), history=result.history, index=result.eval_index,
-        y_true=result.y_true, y_pred=result.predictions,
+        y_true=result.y_true, y_pred=result.predictions, budget=result.budget,
     )
 
 

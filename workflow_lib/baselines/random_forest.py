@@ -84,5 +84,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
         parameters=int(sum(tree.tree_.node_count for tree in model.estimators_)), train_seconds=seconds,
         device="cpu", epochs=1, test=test, config=cfg.to_dict(), stage_document=stage.to_dict(),
         history=history, index=test_rows, y_true=y[test_rows], y_pred=pred_test,
+        budget={"epochs": 1, "optimizer_steps": None, "samples_seen": int(len(train)), "train_seconds": seconds,
+                "input_shape": [int(feats.shape[1])], "trees": cfg.n_estimators},
         extra={"features": int(feats.shape[1]), "n_jobs": n_jobs},
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from workflow_lib.config.types import RandomSearchConfig, SearchConfig, TrainCon
 from workflow_lib.engine import Task, fingerprint_of, resolve_device
 from workflow_lib.io import read_json, write_json_atomic
 from workflow_lib.models.registry import darts_eval
+from workflow_lib.datasets.splits import proxy_rows
 from workflow_lib.training.run import Schedule, data_tensors, fit, metrics_block, run_fingerprint, run_training
 
 log = logging.getLogger("workflow_lib.baselines.random_search")
@@ -61,11 +63,12 @@ def sample_genotypes(n: int, seed: int) -> list:
     return [sample_genotype(rng) for _ in range(n)]
 
 
-def candidate_schedule(cfg: RandomSearchConfig, search_epochs: int | None = None) -> Schedule:
-    search = SearchConfig.defaults()  # the search's weight-optimizer defaults
-    return Schedule(epochs=matched_candidate_epochs(cfg, search_epochs), batch_size=cfg.batch_size, lr=search.w_lr, lr_min=search.w_lr_min,
-                    momentum=search.w_momentum, weight_decay=search.w_weight_decay, grad_clip=search.w_grad_clip,
-                    max_steps_per_epoch=cfg.max_steps_per_epoch, eval_each_epoch=False)
+def candidate_schedule(cfg: RandomSearchConfig, search: SearchConfig) -> Schedule:
+    """How a candidate trains: the search's weight optimiser, proxy resolution and epochs shared out."""
+    return Schedule(epochs=matched_candidate_epochs(cfg, search.epochs), batch_size=cfg.batch_size, lr=search.w_lr,
+                    lr_min=search.w_lr_min, momentum=search.w_momentum, weight_decay=search.w_weight_decay,
+                    grad_clip=search.w_grad_clip, max_steps_per_epoch=cfg.max_steps_per_epoch, eval_each_epoch=False,
+                    input_stride=tuple(search.input_stride))
 
 
 def _resumable_records(record_path: Path, fingerprint: str) -> list[dict[str, Any]]:
@@ -89,21 +92,22 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
     checkpoint_dir = Path(checkpoint_dir)
     record_path = checkpoint_dir / "candidates.json"
     genotypes = sample_genotypes(cfg.num_candidates, seed)
-    search_epochs = settings.get("search_epochs")
-    schedule = candidate_schedule(cfg, search_epochs)
-    fingerprint = run_fingerprint(data, data.search_train_index, stage.device, cfg.to_dict(), schedule.epochs,
-                                  int(seed))
+    search = SearchConfig.from_dict(settings.get("search", {}))
+    schedule = candidate_schedule(cfg, search)
+    train_rows = proxy_rows(data.search_train_index, search.max_samples)
+    val_rows = proxy_rows(data.search_val_index, search.max_samples)
+    fingerprint = run_fingerprint(data, train_rows, stage.device, cfg.to_dict(), asdict(schedule), int(seed))
     records = _resumable_records(record_path, fingerprint)
 
     device = resolve_device(stage.device)
     task = Task.from_prepared(data, data.search_train_index)
-    tensors = data_tensors(data, device, task)
+    tensors = data_tensors(data, device, task, schedule.input_stride)
     for i in range(len(records), cfg.num_candidates):
         genotype = genotypes[i]
         result = fit(
             lambda g=genotype: darts_eval(int(data.in_channels), int(data.out_dim), genotype=g, C=cfg.C,
                                           layers=cfg.layers, auxiliary=False),
-            data, schedule, data.search_train_index, data.search_val_index, stage.device,
+            data, schedule, train_rows, val_rows, stage.device,
             checkpoint_dir / "candidates" / f"cand{i}.pt", seed, name=f"random_search candidate {i + 1}/"
             f"{cfg.num_candidates}", fingerprint=fingerprint_of(fingerprint, genotype.to_dict()), tensors=tensors,
         )
@@ -114,6 +118,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
             "val": metrics_block(result.evaluation),
             "seconds": result.train_seconds,
             "parameters": result.parameters,
+            "budget": result.budget,
         })
         write_json_atomic(record_path, {"fingerprint": fingerprint, "candidates": records})
         log.info("random_search seed %d: candidate %d/%d val %s %.4f", seed, i + 1, cfg.num_candidates,
@@ -132,16 +137,20 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
     document = {
         "metric": task.metric_name,
         "split": {"train": "search_train", "score": "search_val"},
-        "candidate_schedule": {k: v for k, v in schedule.__dict__.items()},
+        "candidate_schedule": asdict(schedule),
         "best": best,
         "candidates": records,
         "budget": {
-            "matched_to_search": bool(cfg.match_search_budget and search_epochs),
-            "search_epochs": search_epochs,
+            "matched_to_search": bool(cfg.match_search_budget),
+            "search_epochs": search.epochs,
             "num_candidates": cfg.num_candidates,
             "candidate_epochs": schedule.epochs,
             "candidate_epochs_total": cfg.num_candidates * schedule.epochs,
             "candidate_seconds_total": sum(float(r["seconds"] or 0.0) for r in records),
+            "candidate_steps_total": sum(int(r.get("budget", {}).get("optimizer_steps", 0)) for r in records),
+            "candidate_samples_total": sum(int(r.get("budget", {}).get("samples_seen", 0)) for r in records),
+            "train_samples": int(len(train_rows)),
+            "input_stride": list(schedule.input_stride),
         },
     }
     write_json_atomic(Path(out_dir) / "candidates.json", document)

@@ -61,9 +61,27 @@ def _check_source(name: str, block: dict[str, Any]) -> None:
         raise _error(f"config key '{key}': data file {source['path']} does not exist")
 
 
+def _check_design(name: str, block: dict[str, Any]) -> None:
+    """The design loop needs the complete kirigami candidate table; a DARTS picker or curve needs a cell."""
+    design, curves = block["design"], block["learning_curves"]
+    if design["enabled"] and block["kind"] != "kirigami":
+        raise _error(f"config key 'datasets.{name}.design.enabled': the design loop searches kirigami cut "
+                     f"patterns; dataset {name!r} is {block['kind']!r}")
+    _check_genotype(f"datasets.{name}.design.darts.genotype", design["darts"]["genotype"])
+    searched = "darts" in block["methods"]
+    named = block["train"]["genotype"]
+    if design["enabled"] and "darts" in design["models"] and not (design["darts"]["genotype"] or named or searched):
+        raise _error(f"config key 'datasets.{name}.design.models': darts needs a cell: set design.darts.genotype "
+                     "or train.genotype, or add darts to methods (the search's cell)")
+    if curves["enabled"] and "darts" in curves["methods"] and not (named or searched):
+        raise _error(f"config key 'datasets.{name}.learning_curves.methods': darts needs a cell: set "
+                     "train.genotype or add darts to methods (the search's cell)")
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Apply the checks above to a schema-valid config (in place) and return it."""
     for name, block in config["datasets"].items():
         _check_source(name, block)
         _check_genotype(f"datasets.{name}.train.genotype", block["train"]["genotype"])
+        _check_design(name, block)
     return config

@@ -32,11 +32,26 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {
             "random_search": block["baselines"][RANDOM_SEARCH],
             "train": block["train"],
-            "search_epochs": block["search"]["epochs"],  # the DARTS budget a matched random search shares
+            "search": block["search"],  # the DARTS budget and proxy a matched random search shares
         }
     if stage in BASELINES:
         return block["baselines"][stage]
+    if stage == "design_table":
+        return {"target": block["target"]}  # the table holds every candidate's true target
+    if stage == "design":
+        return design_settings(block)
+    if stage == "learning_curves":
+        return {"learning_curves": block["learning_curves"], "darts": block["train"],
+                **{name: block["baselines"][name] for name in ("random_forest", "tiny_resnet", "resnet18")}}
     raise ValueError(f"unknown step {stage!r}; expected one of {STEPS}")
+
+
+def design_settings(block: dict) -> dict[str, Any]:
+    """The design block, its DARTS picker's genotype defaulting to train.genotype (a named cell)."""
+    design = dict(block["design"])
+    if design["darts"]["genotype"] is None and block["train"]["genotype"]:
+        design["darts"] = {**design["darts"], "genotype": block["train"]["genotype"]}
+    return design
 
 
 def stage_document(config: dict, dataset: str, stage: str) -> dict[str, Any]:

@@ -101,6 +101,9 @@ class SearchConfig(ConfigBlock):
     entropy_alpha: float
     max_steps_per_epoch: int | None
     cutout_length: int
+    input_stride: list[int]
+    max_samples: int | None
+    eval_samples: int | None
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class TrainConfig(ConfigBlock):
     drop_path_prob: float
     cutout_length: int
     max_steps_per_epoch: int | None
+    input_stride: list[int]
+    eval_samples: int | None
 
 
 @dataclass(frozen=True)
@@ -128,12 +133,18 @@ class CNNBaselineConfig(ConfigBlock):
     SCHEMA: ClassVar[str] = "#/$defs/cnn_baseline"
     epochs: int
     batch_size: int
+    optimizer: str
     lr: float
+    lr_schedule: str
     momentum: float
+    adam_beta1: float
+    adam_beta2: float
     weight_decay: float
     grad_clip: float
     cutout_length: int
     max_steps_per_epoch: int | None
+    input_stride: list[int]
+    eval_samples: int | None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ from workflow_lib.engine import (
 )
 from workflow_lib.io import savez_atomic, torch_save_atomic, write_json_atomic
 from workflow_lib.provenance import run_info
-from workflow_lib.training.run import device_identity
+from workflow_lib.datasets.splits import proxy_rows
+from workflow_lib.engine.inputs import subsample
+from workflow_lib.training.fitting import curve_index, device_identity
 
 log = logging.getLogger("workflow_lib.darts.search")
 
@@ -81,9 +83,12 @@ class SearchRun:
         self.bf16 = stage.device.bf16
         seed_everything(seed)
         self.task = Task.from_prepared(data, data.search_train_index)
-        self.x = torch.as_tensor(data.x, dtype=torch.float32).to(self.device)
+        # the proxy task: a subset of search-train / search-val at a reduced input resolution (both optional)
+        self.x = subsample(torch.as_tensor(data.x, dtype=torch.float32), self.cfg.input_stride).to(self.device)
         self.y = torch.as_tensor(data.y).to(self.device)
-        self.val_index = data.search_val_index
+        self.train_rows = proxy_rows(data.search_train_index, self.cfg.max_samples)
+        self.val_rows = proxy_rows(data.search_val_index, self.cfg.max_samples)
+        self.curve_rows = curve_index(self.val_rows, self.cfg.eval_samples)
         model = build_search_network(data.in_channels, data.out_dim, self.cfg.C, self.cfg.layers).to(self.device)
         self.model = to_channels_last(model, self.channels_last)
         self.weight_optimizer = make_weight_optimizer(
@@ -103,8 +108,8 @@ class SearchRun:
             entropy_coef=self.cfg.entropy_alpha,
         )
         cutout = Cutout(self.cfg.cutout_length) if self.cfg.cutout_length > 0 else None
-        self.train_batches = self._batches(data.search_train_index, make_generator(seed), cutout)
-        self.val_batches = self._batches(data.search_val_index, make_generator(seed + 1), None)
+        self.train_batches = self._batches(self.train_rows, make_generator(seed), cutout)
+        self.val_batches = self._batches(self.val_rows, make_generator(seed + 1), None)
 
     def _batches(self, index: np.ndarray, generator: torch.Generator, transform: Any) -> Batches:
         return Batches(
@@ -129,7 +134,7 @@ class SearchRun:
         """One search epoch (0-based index): alternate alpha and weight steps, then measure."""
         lr = self.scheduler.get_last_lr()[0]
         self.model.train()
-        total, seen, steps = 0.0, 0, 0
+        total, seen, val_seen, steps = 0.0, 0, 0, 0
         preds, targets = [], []
         for (x_train, y_train), (x_val, y_val) in zip(self.train_batches, self.val_batches):
             with autocast(self.device, self.bf16):  # bf16 on CUDA when configured; a no-op on the CPU
@@ -140,13 +145,14 @@ class SearchRun:
                 )
             total += loss.item() * y_train.shape[0]
             seen += y_train.shape[0]
+            val_seen += y_val.shape[0]
             steps += 1
             preds.append(self.task.decode(output.float()).cpu())
             targets.append(y_train.cpu())
         self.scheduler.step()
         train_metric = self.task.metrics(torch.cat(preds), torch.cat(targets))[self.task.metric_name]
         val = evaluate(self.model, self.x, self.y, self.task, batch_size=max(self.cfg.batch_size, 256),
-                       index=self.val_index, channels_last=self.channels_last)
+                       index=self.curve_rows, channels_last=self.channels_last)
         return {
             "train_loss": total / max(seen, 1),
             "train_metric": train_metric,
@@ -154,6 +160,7 @@ class SearchRun:
             "val_metric": val["metric"],
             "lr": lr,
             "steps": steps,
+            "samples": seen + val_seen,  # each step reads a search-train and a search-val batch
             **architecture_record(self.model),
         }
 
@@ -161,9 +168,9 @@ class SearchRun:
 def run_search(stage: StageConfig, data: PreparedData, out_dir: Path, checkpoint_dir: Path, seed: int) -> None:
     started = time.perf_counter()
     run = SearchRun(stage, data, seed)
-    log.info("search %s seed %d on %s: %s order, C=%d, %d layers, %d epochs, %d search-train / %d search-val",
-             stage.dataset, seed, device_label(run.device), run.cfg.order, run.cfg.C, run.cfg.layers,
-             run.cfg.epochs, len(data.search_train_index), len(data.search_val_index))
+    log.info("search %s seed %d on %s: %s order, C=%d, %d layers, %d epochs, %d search-train / %d search-val "
+             "at input %s", stage.dataset, seed, device_label(run.device), run.cfg.order, run.cfg.C, run.cfg.layers,
+             run.cfg.epochs, len(run.train_rows), len(run.val_rows), list(run.x.shape[1:]))
     settings = fingerprint_of(stage.settings, seed, data.digest(), device_identity(stage.device))
     loop = EpochLoop(Path(checkpoint_dir) / "ckpt.pt", run.components(), run.cfg.epochs, log=log, name="search",
                      fingerprint=settings)
@@ -171,6 +178,20 @@ def run_search(stage: StageConfig, data: PreparedData, out_dir: Path, checkpoint
     history = loop.run(run.epoch)
     write_search_artifacts(Path(out_dir), stage, run, loop.extra["initial"], history, seed,
                            time.perf_counter() - started)
+
+
+def search_budget(run: SearchRun, history: list[dict], wall_seconds: float) -> dict[str, Any]:
+    """What the search cost: epochs, steps (one architecture and one weight update each), samples, time."""
+    return {
+        "epochs": len(history),
+        "optimizer_steps": int(sum(row.get("steps", 0) for row in history)),
+        "samples_seen": int(sum(row.get("samples", 0) for row in history)),
+        "train_seconds": float(sum(row.get("seconds", 0.0) for row in history)),
+        "wall_seconds": float(wall_seconds),
+        "input_shape": [int(s) for s in run.x.shape[1:]],
+        "batch_size": run.cfg.batch_size,
+        "order": run.cfg.order,
+    }
 
 
 def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, initial: dict, history: list[dict],
@@ -184,6 +205,7 @@ def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, in
         primitives=np.array(PRIMITIVES),
     )
     epochs = [{k: v for k, v in row.items() if k not in ALPHA_KEYS} for row in history]
+    budget = search_budget(run, history, wall_seconds)
     write_json_atomic(out_dir / "history.json", {
         "dataset": stage.dataset,
         "seed": seed,
@@ -193,10 +215,14 @@ def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, in
         "initial": {k: v for k, v in initial.items() if k not in ALPHA_KEYS},
         "epochs": epochs,
         "wall_seconds": wall_seconds,
+        "budget": budget,
     })
     torch_save_atomic(out_dir / "supernet.pt", run.model.state_dict())
     write_json_atomic(out_dir / "genotype.json", run.model.genotype().to_dict())
     info = run_info(stage.to_dict(), seed, str(run.device))
     info.update({"device_label": device_label(run.device), "wall_seconds": wall_seconds,
-                 "parameters": sum(p.numel() for p in run.model.weights())})
+                 "parameters": sum(p.numel() for p in run.model.weights()), "budget": budget,
+                 "proxy": {"input_shape": list(run.x.shape[1:]), "input_stride": list(run.cfg.input_stride),
+                           "search_train_samples": int(len(run.train_rows)),
+                           "search_val_samples": int(len(run.val_rows))}})
     write_json_atomic(out_dir / "run_info.json", info)

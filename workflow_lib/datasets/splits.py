@@ -56,3 +56,18 @@ def subset_index(n: int, subset: int | None, seed: int, what: str = "dataset") -
     if subset < 1 or subset > n:
         raise DataError(f"source.subset={subset} is outside 1..{n} (the {what} has {n} samples)")
     return np.sort(np.random.default_rng(seed).choice(n, size=int(subset), replace=False))
+
+
+PROXY_SEED = 0  # the search's proxy subset is the same for every search seed and for the random search
+
+
+def proxy_rows(index: np.ndarray, max_samples: int | None) -> np.ndarray:
+    """A search proxy's rows: all of ``index``, or a fixed seeded subset of ``max_samples`` of them (sorted).
+
+    The DARTS search and the random-search candidates draw the same subset, so both get the same data budget.
+    """
+    index = np.asarray(index)
+    if max_samples is None or max_samples >= len(index):
+        return index
+    keep = np.random.default_rng(PROXY_SEED).permutation(len(index))[:max_samples]
+    return np.sort(index[keep])

@@ -2,7 +2,7 @@
 
 - ``split_output(out) -> (logits, aux | None)``: models may return a tensor or a tuple (logits, aux).
 - ``train_epoch(model, batches, optimizer, task, grad_clip=None, aux_weight=0.0, autocast=None,
-  channels_last=False) -> {"train_loss", "train_metric", "steps", "seconds"}``: model.train(); per batch
+  channels_last=False) -> {"train_loss", "train_metric", "steps", "samples", "seconds"}``: model.train(); per batch
   loss = task.loss(logits) (+ aux_weight * task.loss(aux) when the model returns an aux output and
   aux_weight > 0), backward, grad-norm clip, optimizer.step(). train_loss = sample-weighted mean of the main
   loss; train_metric = task.metric_name over the epoch's (train-mode) predictions.
@@ -95,12 +95,13 @@ def train_epoch(
         targets.append(yb.detach().cpu())
     seconds = time.perf_counter() - t0
     if seen == 0:
-        return {"train_loss": float("nan"), "train_metric": float("nan"), "steps": 0, "seconds": seconds}
+        return {"train_loss": float("nan"), "train_metric": float("nan"), "steps": 0, "samples": 0, "seconds": seconds}
     metrics = task.metrics(torch.cat(preds), torch.cat(targets))
     return {
         "train_loss": total_loss / seen,
         "train_metric": metrics[task.metric_name],
         "steps": steps,
+        "samples": seen,
         "seconds": seconds,
     }
 

@@ -88,6 +88,7 @@ class SearchRun:
     alphas_reduce: np.ndarray | None
     genotype: dict[str, Any] | None
     run_info: dict[str, Any]
+    budget: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_epochs(self) -> int:
@@ -116,6 +117,8 @@ class DatasetResults:
     methods: dict[str, dict[int, MethodRun]] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    design: dict[str, Any] | None = None   # design/design.json (the kirigami design loop)
+    curves: dict[str, Any] | None = None   # learning_curves/learning_curves.json
 
     @property
     def task(self) -> str:
@@ -308,6 +311,7 @@ def read_search(search_dir: Path, seed: int, notes: list[str]) -> SearchRun | No
         alphas_reduce=alphas_reduce,
         genotype=genotype if isinstance(genotype, dict) else None,
         run_info=run_info if isinstance(run_info, dict) else {},
+        budget=history.get("budget") if isinstance(history.get("budget"), dict) else {},
     )
 
 
@@ -353,8 +357,10 @@ def _method_names(ds_dir: Path, methods: Iterable[str] | None, notes: list[str])
 
 
 def collect_dataset(results_dir: Path, name: str, seeds: Iterable[int], methods: Iterable[str] | None = None,
-                    search: bool = True) -> DatasetResults:
-    """One dataset's artifacts: the search (when ``search``) and every method of ``methods`` for every seed."""
+                    search: bool = True, stages: dict[str, bool] | None = None) -> DatasetResults:
+    """One dataset's artifacts: the search (when ``search``), every method of ``methods`` for every seed, and
+    the design loop and learning curves where ``stages`` says so (without a plan: where they exist)."""
+    stages = stages or {}
     seeds = list(seeds)
     ds_dir = results_dir / name
     notes: list[str] = []
@@ -380,6 +386,12 @@ def collect_dataset(results_dir: Path, name: str, seeds: Iterable[int], methods:
             result.methods[method] = runs
     if DARTS in result.methods:  # the paper's method first, then the baselines
         result.methods = {DARTS: result.methods.pop(DARTS), **result.methods}
+    for key, path, what in (("design", ds_dir / "design" / "design.json", "design loop"),
+                            ("learning_curves", ds_dir / "learning_curves" / "learning_curves.json",
+                             "learning curves")):
+        if stages.get(key, path.exists()):
+            document = _read_json(path, notes, what)
+            setattr(result, "design" if key == "design" else "curves", document if isinstance(document, dict) else None)
     if (ds_dir / "summary.json").exists():
         summary = _read_json(ds_dir / "summary.json", notes, "summary")
         result.summary = summary if isinstance(summary, dict) else None
@@ -467,7 +479,9 @@ def collect(results_dir: Path | str, datasets: Iterable[str], seeds: Iterable[in
     seeds = [int(s) for s in seeds]
     per_dataset = (plan or {}).get("datasets", {})
     data = [collect_dataset(results_dir, name, seeds, per_dataset.get(name, {}).get("methods"),
-                            per_dataset.get(name, {}).get("search", True)) for name in datasets]
+                            per_dataset.get(name, {}).get("search", True),
+                            {key: value for key, value in per_dataset.get(name, {}).items()
+                             if key in ("design", "learning_curves")}) for name in datasets]
     times, time_notes = collect_stage_times(stage_times)
     return ReportData(results_dir=results_dir, datasets=data, seeds=seeds,
                       stage_times=times, stage_time_notes=time_notes)

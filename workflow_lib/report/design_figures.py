@@ -135,8 +135,9 @@ def top_designs(design: dict[str, Any], n: int = 5) -> bytes:
         fig, axes = plt.subplots(2, cols, figsize=(2.2 * cols, 3.2), squeeze=False,
                                  gridspec_kw={"height_ratios": [1, 1.3]})
         for j, d in enumerate(shown):
-            _draw_design(axes[0][j], axes[1][j], d["pattern"],
-                         f"true {fmt(d['true'])} (rank {d['true_rank']})\npredicted {fmt(d['predicted'])}, gen {d['generation']}")
+            title = (f"true {fmt(d['true'])} (rank {d['true_rank']})\n"
+                     f"predicted {fmt(d['predicted'])}, gen {d['generation']}")
+            _draw_design(axes[0][j], axes[1][j], d["pattern"], title)
         _draw_design(axes[0][-1], axes[1][-1], best["pattern"], f"true best\n{fmt(best['true'])}")
         fig.suptitle(f"Best designs found by {model_label(run['model'])} (seed {run['seed']}); "
                      "dark = cut, load vertical", fontsize=9, y=1.04)
@@ -160,9 +161,13 @@ def learning_curves(curves: dict[str, Any]) -> bytes:
             ax.errorbar(sizes, mean, yerr=std, color=method_color(method), marker="o", markersize=4, capsize=3,
                         label=method_label(method))
         ax.set_xscale("log")
+        ticks = sorted({p["n_train"] for p in points})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("Training samples")
         ax.set_ylabel(f"Test {metric_label(curves['metric'])}")
-        ax.set_title(f"{curves['dataset']}: learning curves ({len(curves['seeds'])} seeds, mean +- std)")
+        seeds = len(curves["seeds"])
+        ax.set_title(f"{curves['dataset']}: learning curves ({seeds} seed{'s' * (seeds != 1)}, mean +- std)")
         ax.legend(loc="lower right")
         return fig
 

@@ -14,7 +14,9 @@ import numpy as np
 from workflow_lib.report.collect import (
     HIGHER_IS_BETTER, METRIC_LABELS, DatasetResults, ReportData,
 )
+from workflow_lib.report.budget import method_budget, phases
 from workflow_lib.report.figures import Rendered, method_label
+from workflow_lib.report.published import reference_for
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "report"
 TEMPLATE_NAME = "report.html.j2"
@@ -109,6 +111,7 @@ def results_table(ds: DatasetResults) -> dict[str, Any]:
             "time_value": data_value(time_mean),
             "device": ", ".join(devices) or "n/a",
             "epochs": ", ".join(sorted({str(d.get("epochs")) for d in docs if d.get("epochs") is not None})) or "n/a",
+            "budget": method_budget(ds, method),
             "cells": cells,
         })
     for metric in metrics:
@@ -119,7 +122,20 @@ def results_table(ds: DatasetResults) -> dict[str, Any]:
             for r in candidates:
                 if r["cells"][metric]["mean"] == best["cells"][metric]["mean"]:
                     r["cells"][metric]["best"] = True
-    return {"id": f"results-{ds.name}", "columns": columns, "rows": rows, "metrics": metrics}
+    return {"id": f"results-{ds.name}", "columns": columns, "rows": rows, "metrics": metrics,
+            "published": published_rows(ds, metrics)}
+
+
+def published_rows(ds: DatasetResults, metrics: list[str]) -> dict[str, Any] | None:
+    """The published results of this dataset's reference, marked as published, with data and measurement."""
+    reference = reference_for(ds.info.provenance, ds.info.target)
+    if reference is None or not reference.results:
+        return None
+    rows = [{"method": r.method, "label": r.label,
+             "parameters_text": fmt_params(r.parameters) if r.parameters else "n/a",
+             "metric_texts": [("≈ " if r.approximate else "") + fmt_num(r.value) if m == r.metric else "" for m in metrics]}
+            for r in reference.results]
+    return {"source": reference.source, "data": reference.data, "measured": reference.measured, "rows": rows}
 
 
 def per_seed_table(ds: DatasetResults) -> dict[str, Any]:
@@ -156,22 +172,8 @@ def search_table(ds: DatasetResults) -> list[dict[str, Any]]:
 
 
 def budget_table(ds: DatasetResults) -> list[dict[str, Any]]:
-    """The architecture-search budgets side by side: DARTS search vs random search's candidates."""
-    rows = []
-    for seed, run in sorted(ds.searches.items()):
-        steps = sum(int(e.get("steps") or 0) for e in run.epochs)
-        rows.append({"method": "DARTS search", "seed": seed, "epochs": str(run.n_epochs),
-                     "steps": str(steps) if steps else "n/a", "wall": fmt_seconds(run.wall_seconds)})
-    for seed, run in sorted(ds.methods.get("random_search", {}).items()):
-        budget = (run.candidates or {}).get("budget") or {}
-        if not budget:
-            continue
-        epochs = f"{budget.get('num_candidates')} x {budget.get('candidate_epochs')}"
-        if budget.get("matched_to_search"):
-            epochs += f" (matched to {budget.get('search_epochs')})"
-        rows.append({"method": "Random search (candidates)", "seed": seed, "epochs": epochs, "steps": "n/a",
-                     "wall": fmt_seconds(budget.get("candidate_seconds_total"))})
-    return rows
+    """Every phase that cost compute (search, random-search candidates, final training, fits), per method."""
+    return [{**row, "label": method_label(row["method"]), "wall": fmt_seconds(row["wall"])} for row in phases(ds)]
 
 
 def best_run(ds: DatasetResults, metric: str):

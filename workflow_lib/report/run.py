@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 from workflow_lib.io import atomic_path, write_json_atomic, write_text_atomic
 from workflow_lib.report import cells as cells_mod
+from workflow_lib.report import design_figures as D
 from workflow_lib.report import figures as F
 from workflow_lib.report import render as R
 from workflow_lib.report import sparsity as S
@@ -47,6 +48,15 @@ CAPTIONS = {
     "genotype": "Derived {dataset} cell (seed {seed}) after every search epoch: colour = operation of each of the "
                 "8 selected edges per cell type, text = input node (k-2, k-1, or intermediate node), dotted "
                 "lines = epochs at which the derived cell changed.",
+    "design_best": "ML-guided design on {dataset}: the best true target among all revealed designs against the "
+                   "number of simulations (oracle calls), per picker; line: mean over seeds, band: min-max; dotted: "
+                   "the true best of all candidates. Random picks spend the same simulations.",
+    "design_recall": "How many of the true top-k designs (over all candidates) each picker has revealed after each "
+                     "generation; mean over seeds with min-max band.",
+    "design_top": "The best designs found on {dataset} (best guided run): the 3x5 cut pattern (black = cut) and the "
+                  "30x80 sheet, with the true value and the prediction that picked it; left, the true best.",
+    "learning_curves": "Test score on {dataset} against the number of training samples (nested seeded subsets of "
+                       "the training split; always the full test split), mean ± std over seeds, log x.",
     "comparison": "Architecture-weight sparsity across datasets: left, histogram of the final weights (log "
                   "density, 1/8 dashed); middle, mean edge entropy / ln 8 over the search (band: min-max over "
                   "seeds); right, the largest weight of each edge at the end of the search.",
@@ -204,8 +214,34 @@ def dataset_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any]:
                [[r["cell"], r["seeds"], r["epochs"], r["max_weight"], r["mean_edge_max"], r["entropy_ratio"],
                  r["near_uniform"], r["skip_count"]] for r in stats],
                f"{ds.name}: architecture-weight sparsity statistics (final epoch, mean over seeds)")
+    section["design"] = design_section(ds, figs)
     section["notes"] = notes
     section["stats_raw"] = stats
+    return section
+
+
+def design_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any] | None:
+    """The design loop (best design found vs simulations, recall, top designs) and the learning curves."""
+    if ds.design is None and ds.curves is None:
+        return None
+    section: dict[str, Any] = {"figures": [], "table": [], "ks": [], "curves": None}
+    if ds.design is not None:
+        design = ds.design
+        section["ks"] = sorted(int(k) for k in design["true"]["thresholds"])
+        section["table"] = D.design_table_rows(design)
+        section["budget"] = design.get("budget", {})
+        section["true_best"] = design["true"]["best"]
+        section["figures"] = [
+            _png(figs, ds.name, "design", "best", "Best design found vs simulations",
+                 _caption("design_best", dataset=ds.name), D.best_vs_simulations(design)),
+            _png(figs, ds.name, "design", "recall", "True top-k designs found vs simulations",
+                 _caption("design_recall", dataset=ds.name), D.recall_vs_simulations(design)),
+            _png(figs, ds.name, "design", "top", "Top designs found", _caption("design_top", dataset=ds.name),
+                 D.top_designs(design)),
+        ]
+    if ds.curves is not None:
+        section["curves"] = _png(figs, ds.name, "design", "learning_curves", "Learning curves",
+                                 _caption("learning_curves", dataset=ds.name), D.learning_curves(ds.curves))
     return section
 
 

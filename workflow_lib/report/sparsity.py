@@ -16,6 +16,7 @@ import numpy as np
 
 from workflow_lib.report.collect import DatasetResults, SearchRun
 from workflow_lib.report.figures import dataset_color, placeholder, render_png, seed_color
+from workflow_lib.report.published import PublishedReference, reference_for
 
 CELLS = ("normal", "reduce")
 N_NODES = 4
@@ -165,10 +166,23 @@ def _runs_with_alphas(ds: DatasetResults) -> list[SearchRun]:
     return [r for r in ds.searches.values() if r.alphas_normal is not None and r.alphas_reduce is not None]
 
 
+def _published_range(ax, reference: PublishedReference | None, cell: str, n_epochs: int) -> None:
+    """The published final range (min-max over edges and ops) as a bar right of our last epoch."""
+    if reference is None:
+        return
+    span = reference.weight_ranges.get(cell) or reference.weight_ranges.get("all")
+    if span is None:
+        return
+    ax.errorbar([n_epochs + 0.5], [sum(span) / 2], yerr=[[sum(span) / 2 - span[0]], [span[1] - sum(span) / 2]],
+                fmt="none", ecolor="#d62728", elinewidth=3, capsize=5,
+                label=f"published [{span[0]:g}, {span[1]:g}] after {reference.search_epochs} epochs ({reference.data.split(' (')[0].split(',')[0]})")
+
+
 def weight_distribution(ds: DatasetResults) -> bytes:
     runs = _runs_with_alphas(ds)
     if not runs:
         return placeholder(f"{ds.name}: no architecture weights (alphas.npz)")
+    reference = reference_for(ds.info.provenance, ds.info.target)
 
     def build():
         import matplotlib.pyplot as plt
@@ -188,8 +202,9 @@ def weight_distribution(ds: DatasetResults) -> bytes:
                        medianprops={"color": "#08519c"}, whiskerprops={"color": "#3182bd"},
                        capprops={"color": "#3182bd"})
             ax.axhline(1.0 / k, color="black", ls="--", lw=1.2, label=f"uniform start 1/{k}")
+            _published_range(ax, reference, cell, n_epochs)
             ax.set(title=f"{cell.capitalize()} cell", ylabel="Softmax weight")
-            ax.legend(loc="upper left")
+            ax.legend(loc="upper left", fontsize=8)
         step = max(1, n_epochs // 20)
         axes[-1].set_xticks(range(0, n_epochs, step), [str(e) for e in range(0, n_epochs, step)])
         axes[-1].set_xlabel("Search epoch (0 = initialisation); box: quartiles, whiskers: min-max over edges, ops, seeds")
@@ -306,6 +321,13 @@ def comparison_figure(datasets: list[DatasetResults]) -> bytes:
         axes[1].set(title="Mean edge entropy / ln 8", xlabel="Search progress (% of epochs)",
                     ylabel="Normalised entropy")
         axes[1].set_ylim(0, 1.05)
+        for k, ds, _ in usable:
+            reference = reference_for(ds.info.provenance, ds.info.target)
+            spans = list(reference.weight_ranges.values()) if reference else []
+            if spans:
+                low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+                axes[2].vlines(k + 0.42, low, high, color="#d62728", lw=3,
+                               label="published 2019 range (all weights)" if k == usable[0][0] else None)
         axes[2].axhline(1 / k_ops, color="black", ls="--", lw=1.2, label=f"1/{k_ops} (no preference)")
         axes[2].set_xticks([k for k, _, _ in usable], [ds.name for _, ds, _ in usable])
         axes[2].set(title="Final largest weight per edge", ylabel="max over ops of the weight")

@@ -11,14 +11,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_lib.config.stage import stage_json
+from workflow_lib.config.stage import design_settings, stage_json
 from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, STEPS, step_of_method
 
 # Rule names that a dataset may not take, since every dataset also gets a target rule of its name.
 RULE_NAMES = frozenset({"all", "report", "raw_data", "prepare", "search", "train", "random_forest",
-                        "baseline_cnn", "random_search", "summarize"})
+                        "baseline_cnn", "random_search", "summarize", "design_table", "design", "learning_curves"})
 RESERVED_NAMES = RULE_NAMES | frozenset(METHODS) | frozenset(STEPS)
-SEEDED_STEPS = tuple(step for step in STEPS if step not in ("raw_data", "prepare"))
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,15 @@ class Layout:
     def metrics(self, dataset: str, method: str, seed: int | str) -> str:
         return f"{self.method_dir(dataset, method, str(seed))}/metrics.json"
 
+    def design_table(self, dataset: str = "{dataset}") -> str:
+        return f"{self.results}/{dataset}/design/candidates.npz"
+
+    def design_dir(self, dataset: str = "{dataset}") -> str:
+        return f"{self.results}/{dataset}/design"
+
+    def curves_dir(self, dataset: str = "{dataset}") -> str:
+        return f"{self.results}/{dataset}/learning_curves"
+
     def summary(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/summary.json"
 
@@ -84,6 +92,16 @@ class Layout:
             return []
         return [f"{self.search_dir(dataset, str(seed))}/history.json" for seed in config["seeds"]]
 
+    def design_outputs(self, config: dict, dataset: str) -> list[str]:
+        """The design loop's and learning curves' results, where the dataset enables them."""
+        block = config["datasets"][dataset]
+        outputs = []
+        if block["design"]["enabled"]:
+            outputs.append(f"{self.design_dir(dataset)}/design.json")
+        if block["learning_curves"]["enabled"]:
+            outputs.append(f"{self.curves_dir(dataset)}/learning_curves.json")
+        return outputs
+
     def benchmark_files(self, config: dict, dataset: str) -> list[dict[str, str]]:
         """The benchmark files of the steps this config runs for one dataset: {dataset, step, seed, path}."""
         block = config["datasets"][dataset]
@@ -96,12 +114,16 @@ class Layout:
             name = "train_darts" if step == "train" else step
             files += [{"dataset": dataset, "step": step, "seed": seed,
                        "path": self.benchmark(dataset, f"{name}_seed{seed}")} for seed in config["seeds"]]
-        return files
+        design = ["design_table", "design"] if block["design"]["enabled"] else []
+        design += ["learning_curves"] if block["learning_curves"]["enabled"] else []
+        return files + [{"dataset": dataset, "step": step, "seed": None, "path": self.benchmark(dataset, step)}
+                        for step in design]
 
     def report_plan(self, config: dict) -> str:
         """Everything the report reads, as JSON: it never lists folders, so it shows exactly this config."""
         datasets = {
-            name: {"methods": list(block["methods"]), "search": runs_search(config, name)}
+            name: {"methods": list(block["methods"]), "search": runs_search(config, name),
+                   "design": block["design"]["enabled"], "learning_curves": block["learning_curves"]["enabled"]}
             for name, block in config["datasets"].items()
         }
         plan = {
@@ -161,6 +183,24 @@ class RuleInputs:
 
     def runtime(self, wildcards) -> int:
         return self.resource(wildcards, "runtime")
+
+    def searched_genotype(self, wildcards, needed: bool) -> list[str] | str:
+        """The first seed's searched cell when a design step needs it (no named genotype to use)."""
+        if not needed:
+            return []
+        return f"{self.layout.search_dir(wildcards.dataset, str(self.config['seeds'][0]))}/genotype.json"
+
+    def design_genotype(self, wildcards) -> list[str] | str:
+        settings = design_settings(self.config["datasets"][wildcards.dataset])
+        return self.searched_genotype(wildcards, "darts" in settings["models"] and not settings["darts"]["genotype"])
+
+    def curves_genotype(self, wildcards) -> list[str] | str:
+        block = self.config["datasets"][wildcards.dataset]
+        needed = "darts" in block["learning_curves"]["methods"] and not block["train"]["genotype"]
+        return self.searched_genotype(wildcards, needed)
+
+    def seeds(self, wildcards) -> str:
+        return " ".join(str(seed) for seed in self.config["seeds"])
 
     def train_genotype(self, wildcards) -> list[str] | str:
         """The search's genotype, unless the config names a published one (then no search is needed)."""

@@ -1,0 +1,170 @@
+"""``fit``: train one network with the shared engine (checkpointed, resumable) and evaluate it.
+
+Used by the final training of a DARTS cell, the CNN baselines, the random-search candidates, the design loop
+and the learning curves: one loop for all of them. The checkpoint's fingerprint covers everything the result
+depends on (``run_fingerprint``), so a resume never mixes settings, data, splits or devices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from workflow_lib.config.types import DeviceConfig
+from workflow_lib.engine import (
+    Batches,
+    Cutout,
+    EpochLoop,
+    Task,
+    autocast_factory,
+    evaluate,
+    fingerprint_of,
+    make_generator,
+    predict,
+    resolve_device,
+    seed_everything,
+    set_lr,
+    to_channels_last,
+    train_epoch,
+)
+from workflow_lib.engine.inputs import strided_shape, subsample
+from workflow_lib.models.registry import count_parameters
+from workflow_lib.training.schedule import Schedule, lr_at, make_optimizer
+
+log = logging.getLogger("workflow_lib.training")
+
+EVAL_BATCH = 512
+CURVE_SUBSET_SEED = 0  # the per-epoch curve's fixed subset is the same for every method and seed
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    task: Task
+    device: torch.device
+    history: list[dict[str, Any]]
+    evaluation: dict[str, float]          # final evaluation on eval_index: loss, metric, task metrics
+    predictions: np.ndarray               # decoded predictions on eval_index
+    eval_index: np.ndarray
+    y_true: np.ndarray
+    parameters: int
+    train_seconds: float
+    budget: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def data_tensors(data: Any, device: torch.device, task: Task,
+                 input_stride: Sequence[int] = (1, 1)) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (at the given input stride) and y as tensors on the device."""
+    x = subsample(torch.as_tensor(np.asarray(data.x), dtype=torch.float32), input_stride).to(device)
+    y = torch.as_tensor(np.asarray(data.y)).to(task.target_dtype()).to(device)
+    return x, y
+
+
+def index_digest(index: Sequence[int] | np.ndarray) -> str:
+    """Short hash of a row selection (which samples a model trains on)."""
+    array = np.ascontiguousarray(np.asarray(index, dtype=np.int64))
+    return hashlib.sha256(array.tobytes()).hexdigest()[:16]
+
+
+def device_identity(device_cfg: DeviceConfig) -> dict[str, Any]:
+    """The device settings a trained result depends on (threads only change the speed)."""
+    return {"type": device_cfg.type, "bf16": device_cfg.bf16, "channels_last": device_cfg.channels_last}
+
+
+def run_fingerprint(data: Any, train_index: Sequence[int] | np.ndarray, device_cfg: DeviceConfig, *parts: Any) -> str:
+    """What a checkpoint must match to be resumed: the data (digest incl. split), the training rows, the
+    device settings and the caller's parts (settings, genotype, seed)."""
+    return fingerprint_of(data.digest(), index_digest(train_index), device_identity(device_cfg), *parts)
+
+
+def curve_index(eval_index: np.ndarray, samples: int | None) -> np.ndarray:
+    """The rows of the per-epoch curve: all of eval_index, or a fixed seeded subset of ``samples`` of them."""
+    if samples is None or samples >= len(eval_index):
+        return eval_index
+    keep = np.random.default_rng(CURVE_SUBSET_SEED).permutation(len(eval_index))[:samples]
+    return np.sort(eval_index[keep])
+
+
+def training_budget(history: list[dict[str, Any]], input_shape: Sequence[int], schedule: Schedule) -> dict[str, Any]:
+    """What a trained result cost, for a fair comparison in the report."""
+    return {
+        "epochs": len(history),
+        "optimizer_steps": int(sum(row.get("steps", 0) or 0 for row in history)),
+        "samples_seen": int(sum(row.get("samples", 0) or 0 for row in history)),
+        "train_seconds": float(sum(row.get("seconds", 0.0) for row in history)),
+        "input_shape": [int(s) for s in input_shape],
+        "batch_size": schedule.batch_size,
+        "optimizer": schedule.optimizer,
+    }
+
+
+def fit(
+    build: Callable[[], nn.Module],
+    data: Any,
+    schedule: Schedule,
+    train_index: Sequence[int] | np.ndarray,
+    eval_index: Sequence[int] | np.ndarray,
+    device_cfg: DeviceConfig | None,
+    checkpoint_path: str | Path | None,
+    seed: int,
+    name: str = "",
+    fingerprint: str | None = None,
+    tensors: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> FitResult:
+    """Seed, build, train for schedule.epochs (checkpointed), evaluate on eval_index.
+
+    ``fingerprint``: the caller's identity of the run (settings, genotype, ...); the checkpoint's fingerprint
+    adds the schedule, seed, the data's digest, the training rows and the device settings to it.
+    ``tensors``: (x, y) already on the device at ``schedule.input_stride`` (shared by random-search candidates).
+    """
+    device_cfg = device_cfg or DeviceConfig.defaults()
+    device = resolve_device(device_cfg)
+    seed_everything(seed)
+    train_index = np.asarray(train_index, dtype=np.int64)
+    eval_index = np.asarray(eval_index, dtype=np.int64)
+    task = Task.from_prepared(data, train_index)
+    x, y = tensors if tensors is not None else data_tensors(data, device, task, schedule.input_stride)
+    model = to_channels_last(build().to(device), device_cfg.channels_last)
+    amp = autocast_factory(device, device_cfg.bf16)
+    transform = Cutout(schedule.cutout_length) if schedule.cutout_length > 0 else None
+    batches = Batches(x, y, schedule.batch_size, shuffle=True, generator=make_generator(seed),
+                      transform=transform, index=train_index, max_steps=schedule.max_steps_per_epoch)
+    optimizer = make_optimizer(model.parameters(), schedule)
+    eval_kw = dict(batch_size=EVAL_BATCH, autocast=amp, channels_last=device_cfg.channels_last)
+    curve_rows = curve_index(eval_index, schedule.eval_samples)
+
+    def epoch_fn(epoch: int) -> dict[str, Any]:
+        lr = lr_at(schedule, epoch)
+        set_lr(optimizer, lr)
+        if hasattr(model, "drop_path_prob"):
+            model.drop_path_prob = schedule.drop_path_prob * epoch / schedule.epochs
+        row = train_epoch(model, batches, optimizer, task, grad_clip=schedule.grad_clip,
+                          aux_weight=schedule.aux_weight, autocast=amp, channels_last=device_cfg.channels_last)
+        row.pop("seconds")  # the loop measures the whole epoch (training + test evaluation)
+        row["lr"] = lr
+        if schedule.eval_each_epoch:
+            ev = evaluate(model, x, y, task, index=curve_rows, **eval_kw)
+            row["test_loss"] = ev["loss"]
+            row["test_metric"] = ev["metric"]
+        return row
+
+    loop = EpochLoop(checkpoint_path, {"model": model, "optimizer": optimizer, "batches": batches},
+                     schedule.epochs, log=log, name=name,
+                     fingerprint=run_fingerprint(data, train_index, device_cfg, fingerprint, asdict(schedule), int(seed)))
+    history = loop.run(epoch_fn)
+    evaluation = evaluate(model, x, y, task, index=eval_index, **eval_kw)
+    predictions = predict(model, x, task, index=eval_index, **eval_kw).numpy()
+    return FitResult(
+        model=model, task=task, device=device, history=history, evaluation=evaluation,
+        predictions=predictions, eval_index=eval_index, y_true=np.asarray(data.y)[eval_index],
+        parameters=count_parameters(model), train_seconds=float(sum(r.get("seconds", 0.0) for r in history)),
+        budget=training_budget(history, x.shape[1:], schedule),
+    )
