@@ -30,5 +30,9 @@ rule all:
     default_target: True
     input:
         [LAYOUT.summary(dataset) for dataset in DATASETS],
-        [path for dataset in DATASETS for path in LAYOUT.design_outputs(CONFIG, dataset)],
+        [
+            path
+            for dataset in DATASETS
+            for path in LAYOUT.design_outputs(CONFIG, dataset)
+        ],
         LAYOUT.report(),

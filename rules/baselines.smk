@@ -68,6 +68,7 @@ rule random_search:
         LAYOUT.log("{dataset}", "random_search_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "random_search_seed{seed}")
+    priority: 10
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
@@ -81,5 +82,33 @@ rule random_search:
         checkpoints=LAYOUT.checkpoint("random_search", name="seed{seed}"),
     shell:
         "python -m workflow_lib baseline --method random_search --settings {params.settings:q}"
+        " --data {input.data} --out {params.out} --checkpoint-dir {params.checkpoints}"
+        " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+
+
+rule fixed_cell:
+    input:
+        data=LAYOUT.prepared(),
+    output:
+        metrics=f"{LAYOUT.method_dir(method='fixed_cell')}/metrics.json",
+        curves=f"{LAYOUT.method_dir(method='fixed_cell')}/curves.csv",
+        predictions=f"{LAYOUT.method_dir(method='fixed_cell')}/predictions.csv",
+    log:
+        LAYOUT.log("{dataset}", "fixed_cell_seed{seed}"),
+    benchmark:
+        LAYOUT.benchmark("{dataset}", "fixed_cell_seed{seed}")
+    conda:
+        "envs/workflow.yaml"
+    threads: RULES.threads
+    resources:
+        gpu=RULES.gpu,
+        mem_mb=RULES.mem_mb,
+        runtime=RULES.runtime,
+    params:
+        settings=RULES.settings("fixed_cell"),
+        out=LAYOUT.method_dir(method="fixed_cell"),
+        checkpoints=LAYOUT.checkpoint("fixed_cell", name="seed{seed}"),
+    shell:
+        "python -m workflow_lib baseline --method fixed_cell --settings {params.settings:q}"
         " --data {input.data} --out {params.out} --checkpoint-dir {params.checkpoints}"
         " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"

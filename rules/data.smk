@@ -10,6 +10,7 @@ rule raw_data:
         LAYOUT.log("{dataset}", "raw_data"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "raw_data")
+    priority: 40
     localrule: True
     conda:
         "envs/workflow.yaml"
@@ -33,6 +34,7 @@ rule prepare:
         LAYOUT.log("{dataset}", "prepare"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "prepare")
+    priority: 40
     conda:
         "envs/workflow.yaml"
     resources:

@@ -1,4 +1,5 @@
 # DARTS architecture search (GPU job; checkpoints every epoch, so a retry resumes).
+# The critical path (data -> search -> final training) gets priorities, so on a few cores it starts first.
 
 
 rule search:
@@ -14,6 +15,7 @@ rule search:
         LAYOUT.log("{dataset}", "search_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "search_seed{seed}")
+    priority: 30
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads

@@ -13,6 +13,7 @@ rule train:
         LAYOUT.log("{dataset}", "train_darts_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "train_darts_seed{seed}")
+    priority: 20
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads

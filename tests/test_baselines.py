@@ -26,6 +26,10 @@ SETTINGS = {
         "train": {"epochs": 1, "batch_size": 8, "C": 4, "layers": 3, "auxiliary": True, "cutout_length": 0,
                   "max_steps_per_epoch": 1},
     },
+    "fixed_cell": {
+        "fixed_cell": {"genotype": "KIRIGAMI_2019"},
+        "train": {"epochs": 1, "batch_size": 8, "C": 4, "layers": 3, "auxiliary": False, "max_steps_per_epoch": 2},
+    },
 }
 
 

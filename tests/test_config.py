@@ -36,7 +36,8 @@ def test_defaults_are_the_darts_paper_defaults():
     train = TrainConfig.from_dict(config["datasets"]["kirigami"]["train"])
     assert (train.auxiliary_weight, train.drop_path_prob) == (0.4, 0.2)
     assert config["seeds"] == [0] and config["device"]["type"] == "cpu"
-    assert config["datasets"]["kirigami"]["split"] == {"test_fraction": 0.2, "search_val_fraction": 0.5, "seed": 42}
+    assert config["datasets"]["kirigami"]["split"] == {"test_fraction": 0.2, "search_val_fraction": 0.5, "seed": 42,
+                                                       "method": "random"}
 
 
 @pytest.mark.parametrize(
@@ -103,7 +104,7 @@ def test_stage_slices_are_independent():
     for dataset in base["datasets"]:
         for stage in STEPS:
             same = stage_document(base, dataset, stage) == stage_document(changed, dataset, stage)
-            assert same == (not (dataset == "kirigami" and stage in ("train", "random_search")))
+            assert same == (not (dataset == "kirigami" and stage in ("train", "random_search", "fixed_cell")))
 
 
 def test_methods_have_one_source():
@@ -114,7 +115,8 @@ def test_methods_have_one_source():
 
     schema = load_schema()
     allowed = schema["$defs"]["dataset"]["properties"]["methods"]
-    assert allowed["items"]["enum"] == list(methods.METHODS) == allowed["default"]
+    assert allowed["items"]["enum"] == list(methods.METHODS)
+    assert allowed["default"] == list(methods.DEFAULT_METHODS)
     assert tuple(BASELINES) == methods.BASELINES
     assert "enum" not in yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["$defs"]["dataset"][
         "properties"]["methods"]["items"]
@@ -128,7 +130,7 @@ def test_schema_is_the_one_source_of_defaults():
 
     blocks = [cls for cls in vars(types).values()
               if isinstance(cls, type) and issubclass(cls, types.ConfigBlock) and cls is not types.ConfigBlock]
-    assert len(blocks) == 9
+    assert len(blocks) == 11
     for cls in blocks:
         for field in dataclasses.fields(cls):
             assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, field
@@ -140,6 +142,7 @@ def test_schema_is_the_one_source_of_defaults():
             "CNNBaselineConfig": block["baselines"]["resnet18"],
             "RandomForestConfig": block["baselines"]["random_forest"],
             "RandomSearchConfig": block["baselines"]["random_search"],
+            "FixedCellConfig": block["baselines"]["fixed_cell"], "AugmentConfig": block["augment"],
         }.get(cls.__name__)
         if expected is not None:
             assert cls.defaults().to_dict() == expected, cls

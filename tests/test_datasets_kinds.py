@@ -301,3 +301,22 @@ def test_split_too_small_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="too few"):
         prepare_step(stage, tmp_path / "d" / "manifest.json", tmp_path / "d" / "p.npz")
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["manifest.json"]
+
+
+def test_cifar10_official_split_tests_on_the_test_batch(tmp_path):
+    """split.method official: the 10 fake test images are the test set; the 40 training images split in half."""
+    block = block_for("cifar10", tmp_path)
+    block["split"] = {"method": "official"}
+    stage = stage_for(block)
+    manifest_path = tmp_path / "manifest.json"
+    fetch_step(stage, manifest_path)
+    prepare_step(stage, manifest_path, tmp_path / "prepared.npz")
+    data = PreparedData.load(tmp_path / "prepared.npz")
+    assert data.n == 50 and list(data.test_index) == list(range(40, 50))
+    assert list(data.search_train_index) == list(range(20)) and list(data.search_val_index) == list(range(20, 40))
+    assert data.provenance["split"]["method"] == "official"
+
+
+def test_official_split_is_refused_for_datasets_without_a_test_set():
+    with pytest.raises(ConfigError, match="'datasets.ds.split.method': 'official' needs"):
+        stage_for({"kind": "digits", "split": {"method": "official"}})

@@ -87,7 +87,7 @@ def _learning_curves(args: argparse.Namespace) -> None:
     stage = StageConfig.from_json(args.settings)
     learning_curve_step(stage.dataset, stage.kind, stage.settings, Path(args.data), args.genotype,
                         Path(args.out).parent, Path(args.checkpoint_dir), args.seeds, max(args.threads, 1),
-                        device=stage.device)
+                        device=stage.device, augment=stage.augment)
 
 
 def _summarize(args: argparse.Namespace) -> None:

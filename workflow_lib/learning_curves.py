@@ -25,12 +25,13 @@ import csv
 import io
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from workflow_lib.config.stage import StageConfig
+from workflow_lib.config.types import AugmentConfig
 from workflow_lib.design.config import LearningCurvesConfig
 from workflow_lib.io import write_json_atomic, write_text_atomic
 
@@ -70,22 +71,7 @@ def capped(settings: dict[str, Any], cfg: LearningCurvesConfig) -> dict[str, Any
     return out
 
 
-@dataclass(frozen=True)
-class PointStage:
-    """What the baseline / training code reads from a stage config."""
-
-    dataset: str
-    kind: str
-    stage: str
-    device: Any
-    settings: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "kind": self.kind, "stage": self.stage, "device": self.device.to_dict(),
-                "settings": self.settings}
-
-
-def run_point(method: str, stage: PointStage, data: Any, genotype: Any, point_dir: Path, seed: int) -> dict:
+def run_point(method: str, stage: StageConfig, data: Any, genotype: Any, point_dir: Path, seed: int) -> dict:
     """One method on one subset, through that method's own workflow code."""
     if method == "random_forest":
         from workflow_lib.baselines import random_forest
@@ -121,7 +107,8 @@ def points_csv(points: list[dict[str, Any]]) -> str:
 
 def learning_curve_step(dataset: str, kind: str, settings: dict[str, Any], data_path: str | Path,
                         genotype_path: str | Path | None, out_dir: str | Path, work_dir: str | Path,
-                        seed_list: Iterable[int], threads: int, device: Any = None) -> dict[str, Any]:
+                        seed_list: Iterable[int], threads: int, device: Any = None,
+                        augment: Any = None) -> dict[str, Any]:
     from workflow_lib.datasets.prepared import PreparedData
     from workflow_lib.design.run import cpu_device
 
@@ -129,6 +116,7 @@ def learning_curve_step(dataset: str, kind: str, settings: dict[str, Any], data_
     cfg = LearningCurvesConfig.from_dict(settings["learning_curves"])
     seeds = [int(s) for s in (cfg.seeds if cfg.seeds is not None else seed_list)]
     device = device if device is not None else cpu_device(threads)
+    augment = augment if augment is not None else AugmentConfig.defaults()
     data = PreparedData.load(data_path)
     sizes, skipped = resolve_sizes(cfg.sizes, len(data.train_index))
     if skipped:
@@ -139,7 +127,7 @@ def learning_curve_step(dataset: str, kind: str, settings: dict[str, Any], data_
         for seed in seeds:
             subset_data = point_data(data, training_subset(data.train_index, n, seed))
             for method in cfg.methods:
-                stage = PointStage(dataset, kind, method, device, method_settings[method])
+                stage = StageConfig(dataset, kind, method, device, method_settings[method], augment)
                 t1 = time.perf_counter()
                 document = run_point(method, stage, subset_data, genotype_path,
                                      Path(work_dir) / method / f"n{n}" / f"seed{seed}", seed)

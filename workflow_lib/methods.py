@@ -1,7 +1,8 @@
 """The one list of methods and workflow steps (torch-free: the config schema, the Snakefile and the report
 read it). The runnable registries (``baselines.BASELINES``, ``models.MODELS``) are checked against it.
 
-- ``METHODS``: what a dataset's ``methods:`` list may hold; ``darts`` = search + final training.
+- ``METHODS``: what a dataset's ``methods:`` list may hold (``DEFAULT_METHODS`` when it lists none); ``darts`` =
+  search + final training.
 - ``STEPS``: every compute step of a dataset's chain, in pipeline order, as named in logs and benchmarks
   (the design steps run only where a dataset enables them).
 - ``NEURAL_STEPS``: the steps that train networks, so the ``device`` block is part of their settings (and only
@@ -14,13 +15,15 @@ DARTS = "darts"
 RANDOM_FOREST = "random_forest"
 CNN_BASELINES = ("resnet18", "tiny_resnet")
 RANDOM_SEARCH = "random_search"
-BASELINES = (RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH)
+FIXED_CELL = "fixed_cell"  # a published cell (e.g. KIRIGAMI_2019) trained like the searched one
+BASELINES = (RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH, FIXED_CELL)
 METHODS = (DARTS, *BASELINES)
+DEFAULT_METHODS = (DARTS, RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH)  # a dataset's methods unless it lists them
 
 DATA_STEPS = ("raw_data", "prepare")
 DESIGN_STEPS = ("design_table", "design", "learning_curves")  # kirigami design loop, data efficiency
 STEPS = (*DATA_STEPS, "search", "train", *BASELINES, *DESIGN_STEPS)
-NEURAL_STEPS = ("search", "train", *CNN_BASELINES, RANDOM_SEARCH, "design", "learning_curves")
+NEURAL_STEPS = ("search", "train", *CNN_BASELINES, RANDOM_SEARCH, FIXED_CELL, "design", "learning_curves")
 
 
 def step_of_method(method: str) -> str:

@@ -29,7 +29,8 @@ from workflow_lib.engine import Task, fingerprint_of, resolve_device
 from workflow_lib.io import read_json, write_json_atomic
 from workflow_lib.models.registry import darts_eval
 from workflow_lib.datasets.splits import proxy_rows
-from workflow_lib.training.run import Schedule, data_tensors, fit, metrics_block, run_fingerprint, run_training
+from workflow_lib.training.fitting import model_tensors
+from workflow_lib.training.run import Schedule, fit, metrics_block, run_fingerprint, run_training
 
 log = logging.getLogger("workflow_lib.baselines.random_search")
 
@@ -101,7 +102,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
 
     device = resolve_device(stage.device)
     task = Task.from_prepared(data, data.search_train_index)
-    tensors = data_tensors(data, device, task, schedule.input_stride)
+    tensors = model_tensors(data, device, task, schedule.input_stride, stage.augment, data.search_train_index)
     for i in range(len(records), cfg.num_candidates):
         genotype = genotypes[i]
         result = fit(
@@ -110,6 +111,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
             data, schedule, train_rows, val_rows, stage.device,
             checkpoint_dir / "candidates" / f"cand{i}.pt", seed, name=f"random_search candidate {i + 1}/"
             f"{cfg.num_candidates}", fingerprint=fingerprint_of(fingerprint, genotype.to_dict()), tensors=tensors,
+            augment=stage.augment,
         )
         records.append({
             "index": i,

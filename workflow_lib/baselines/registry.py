@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from workflow_lib import methods
-from workflow_lib.baselines import random_forest, random_search
+from workflow_lib.baselines import fixed_cell, random_forest, random_search
 from workflow_lib.baselines.cnn import run_resnet18, run_tiny_resnet
 
 BaselineRun = Callable[..., dict[str, Any]]
@@ -19,6 +19,7 @@ BASELINES: dict[str, BaselineRun] = {
     "resnet18": run_resnet18,
     "tiny_resnet": run_tiny_resnet,
     "random_search": random_search.run,
+    "fixed_cell": fixed_cell.run,
 }
 if tuple(BASELINES) != methods.BASELINES:  # workflow_lib.methods is the one list the config and rules use
     raise ImportError(f"BASELINES {tuple(BASELINES)} differ from workflow_lib.methods.BASELINES {methods.BASELINES}")

@@ -78,10 +78,26 @@ def _check_design(name: str, block: dict[str, Any]) -> None:
                      "train.genotype or add darts to methods (the search's cell)")
 
 
+def _check_fixed_cell(name: str, block: dict[str, Any]) -> None:
+    genotype = block["baselines"]["fixed_cell"]["genotype"]
+    _check_genotype(f"datasets.{name}.baselines.fixed_cell.genotype", genotype)
+    if "fixed_cell" in block["methods"] and not genotype:
+        raise _error(f"config key 'datasets.{name}.baselines.fixed_cell.genotype': methods lists fixed_cell, so "
+                     "name the published cell to train (e.g. KIRIGAMI_2019 or DARTS_V2)")
+
+
+def _check_split(name: str, block: dict[str, Any]) -> None:
+    if block["split"]["method"] == "official" and block["kind"] != "cifar10":
+        raise _error(f"config key 'datasets.{name}.split.method': 'official' needs a dataset with its own test "
+                     f"set (cifar10); dataset {name!r} is {block['kind']!r}")
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Apply the checks above to a schema-valid config (in place) and return it."""
     for name, block in config["datasets"].items():
         _check_source(name, block)
+        _check_split(name, block)
         _check_genotype(f"datasets.{name}.train.genotype", block["train"]["genotype"])
+        _check_fixed_cell(name, block)
         _check_design(name, block)
     return config

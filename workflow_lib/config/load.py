@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 
 from workflow_lib.errors import UserError
-from workflow_lib.methods import METHODS
+from workflow_lib.methods import DEFAULT_METHODS, METHODS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
@@ -45,7 +45,7 @@ def _schema_at(path: str) -> dict:
     schema = read_yaml(path)
     methods = schema["$defs"]["dataset"]["properties"]["methods"]
     methods["items"]["enum"] = list(METHODS)
-    methods["default"] = list(METHODS)
+    methods["default"] = list(DEFAULT_METHODS)
     return schema
 
 

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from workflow_lib.config.types import DeviceConfig
-from workflow_lib.methods import BASELINES, NEURAL_STEPS, RANDOM_SEARCH, STEPS
+from workflow_lib.config.types import AugmentConfig, DeviceConfig
+from workflow_lib.methods import BASELINES, FIXED_CELL, NEURAL_STEPS, RANDOM_SEARCH, STEPS
 
 SOURCE_KEYS = ("kind", "source")
 DATA_KEYS = ("kind", "source", "target", "pad_rows", "split")
@@ -28,6 +28,8 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {key: block[key] for key in DATA_KEYS}
     if stage in ("search", "train"):
         return block[stage]
+    if stage == FIXED_CELL:
+        return {"fixed_cell": block["baselines"][FIXED_CELL], "train": block["train"]}
     if stage == RANDOM_SEARCH:
         return {
             "random_search": block["baselines"][RANDOM_SEARCH],
@@ -40,9 +42,10 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {"target": block["target"]}  # the table holds every candidate's true target
     if stage == "design":
         return design_settings(block)
-    if stage == "learning_curves":
-        return {"learning_curves": block["learning_curves"], "darts": block["train"],
-                **{name: block["baselines"][name] for name in ("random_forest", "tiny_resnet", "resnet18")}}
+    if stage == "learning_curves":  # each curve's method trains with its own step's settings
+        curves = block["learning_curves"]
+        own = {"darts": block["train"], **block["baselines"]}
+        return {"learning_curves": curves, **{method: own[method] for method in curves["methods"]}}
     raise ValueError(f"unknown step {stage!r}; expected one of {STEPS}")
 
 
@@ -64,6 +67,7 @@ def stage_document(config: dict, dataset: str, stage: str) -> dict[str, Any]:
     }
     if stage in NEURAL_STEPS:
         document["device"] = config["device"]
+        document["augment"] = config["datasets"][dataset]["augment"]
     return document
 
 
@@ -79,6 +83,7 @@ class StageConfig:
     stage: str
     device: DeviceConfig
     settings: dict[str, Any]
+    augment: AugmentConfig
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> "StageConfig":
@@ -88,6 +93,7 @@ class StageConfig:
             stage=document["stage"],
             device=DeviceConfig.from_dict(document.get("device")),
             settings=document["settings"],
+            augment=AugmentConfig.from_dict(document.get("augment")),
         )
 
     @classmethod
@@ -106,4 +112,5 @@ class StageConfig:
         document = {"dataset": self.dataset, "kind": self.kind, "stage": self.stage, "settings": self.settings}
         if self.stage in NEURAL_STEPS:
             document["device"] = self.device.to_dict()
+            document["augment"] = self.augment.to_dict()
         return document

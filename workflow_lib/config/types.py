@@ -51,6 +51,14 @@ class DeviceConfig(ConfigBlock):
 
 
 @dataclass(frozen=True)
+class AugmentConfig(ConfigBlock):
+    SCHEMA: ClassVar[str] = "#/$defs/augment"
+    crop_padding: int
+    horizontal_flip: bool
+    normalize: bool
+
+
+@dataclass(frozen=True)
 class ResourcesConfig(ConfigBlock):
     SCHEMA: ClassVar[str] = "#/$defs/resources"
     gpu: int
@@ -65,6 +73,7 @@ class SplitConfig(ConfigBlock):
     test_fraction: float
     search_val_fraction: float
     seed: int
+    method: str
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,12 @@ class RandomSearchConfig(ConfigBlock):
     layers: int
     batch_size: int
     max_steps_per_epoch: int | None
+
+
+@dataclass(frozen=True)
+class FixedCellConfig(ConfigBlock):
+    SCHEMA: ClassVar[str] = "#/$defs/baselines/properties/fixed_cell"
+    genotype: str | None
 
 
 def matched_candidate_epochs(cfg: RandomSearchConfig, search_epochs: int | None) -> int:

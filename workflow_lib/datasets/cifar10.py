@@ -1,4 +1,4 @@
-"""CIFAR-10 (Krizhevsky, 2009): the 60,000 32x32 colour images, pooled and re-split by the workflow's rule.
+"""CIFAR-10 (Krizhevsky, 2009): the 60,000 32x32 colour images, with the official test set (split.method: official).
 
 fetch: use <source.path or data/cifar10>/cifar-10-batches-py if present, else download it with
 torchvision (needs network). prepare: read the python-pickle batches (the format torchvision's CIFAR10
@@ -33,10 +33,10 @@ META_FILE = "batches.meta"
 FILES = TRAIN_FILES + TEST_FILES + (META_FILE,)
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT_NOTE = (
-    "The official 50,000/10,000 train/test split is NOT used: train and test batches are pooled and split "
-    "by the workflow's own seeded rule (test_fraction, search-train/search-val) like every other dataset, "
-    "so all datasets and methods follow one split rule. Test accuracies are on this split, not the "
-    "official test set."
+    "The training and test batches are pooled in their official order (50,000 training images, then the 10,000 "
+    "test images). split.method: official tests on the official test set and splits the training images "
+    "25,000 / 25,000 into search-train and search-val as the DARTS code does (numbers comparable with the "
+    "paper); split.method: random re-splits the pool like every other dataset (numbers not comparable)."
 )
 
 
@@ -168,4 +168,6 @@ def prepare(cfg: DataConfig, manifest: dict[str, Any]) -> PreparedData:
             "split_note": SPLIT_NOTE,
         }
     )
-    return PreparedData(x=x, y=labels[index], task="classification", target="class", class_names=names, provenance=provenance)
+    official_test = np.arange(len(labels)) >= n_train  # the pool is the training batches, then the test batch
+    return PreparedData(x=x, y=labels[index], task="classification", target="class", class_names=names,
+                        provenance=provenance, official_test=official_test[index])

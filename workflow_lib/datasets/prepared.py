@@ -48,6 +48,8 @@ class PreparedData:
     split: np.ndarray | None = None
     coarse: np.ndarray | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    # (N,) bool: the dataset's own test set (CIFAR-10's test batch), for split.method official; not saved
+    official_test: np.ndarray | None = field(default=None, repr=False, compare=False)
     _digest: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -189,6 +191,7 @@ class PreparedData:
             targets=self.targets[index],
             split=None if self.split is None else self.split[index],
             coarse=None if self.coarse is None else self.coarse[index],
+            official_test=None if self.official_test is None else self.official_test[index],
         )
 
     # ------------------------------------------------------------------ disk

@@ -16,15 +16,20 @@ from workflow_lib.config.types import DataConfig
 from workflow_lib.datasets.fetch import DataError, DataUnavailableError
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.datasets.registry import get_dataset
-from workflow_lib.datasets.splits import SPLIT_NAMES, make_split
+from workflow_lib.datasets.splits import SPLIT_NAMES, split_for
 from workflow_lib.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SPLIT_RULE = (
-    "numpy.random.default_rng(seed).permutation(N): first round(test_fraction*N) = test (2), next "
-    "round(search_val_fraction*rest) = search-val (1), the rest search-train (0); one rule for every dataset"
-)
+SPLIT_RULES = {
+    "random": "numpy.random.default_rng(seed).permutation(N): first round(test_fraction*N) = test (2), next "
+              "round(search_val_fraction*rest) = search-val (1), the rest search-train (0)",
+    "sklearn": "sklearn.model_selection.train_test_split(range(N), test_size=test_fraction, random_state=seed) "
+               "on the file's row order (the 2019 kirigami study); training rows in that order: the first part "
+               "search-train, the last search_val_fraction search-val",
+    "official": "the dataset's own test set; its training images in order: the first part search-train, the "
+                "last search_val_fraction search-val (the DARTS code's train_portion split)",
+}
 
 
 def data_config(stage: StageConfig) -> DataConfig:
@@ -105,9 +110,11 @@ def prepare_step(stage: StageConfig, manifest_path: Path, out_path: Path) -> Non
     except (DataUnavailableError, ValueError) as exc:
         _reraise_with_name(exc, stage.dataset)
         raise
-    split = make_split(data.n, cfg.split.test_fraction, cfg.split.seed, cfg.split.search_val_fraction)
+    split = split_for(cfg.split.method, data.n, cfg.split.test_fraction, cfg.split.seed,
+                      cfg.split.search_val_fraction, data.official_test)
     provenance = dict(data.provenance)
-    provenance.update({"dataset": stage.dataset, "kind": cfg.kind, "split": {**cfg.split.to_dict(), "rule": SPLIT_RULE}})
+    provenance.update({"dataset": stage.dataset, "kind": cfg.kind,
+                       "split": {**cfg.split.to_dict(), "rule": SPLIT_RULES[cfg.split.method]}})
     data = PreparedData(
         x=data.x, y=data.y, task=data.task, target=data.target, targets=data.targets,
         target_names=data.target_names, class_names=data.class_names, split=split,

@@ -44,6 +44,51 @@ def make_split(
     return split
 
 
+SPLIT_METHODS = ("random", "sklearn", "official")
+
+
+def _codes(n: int, test: np.ndarray, search_val: np.ndarray) -> np.ndarray:
+    split = np.full(n, SEARCH_TRAIN, dtype=np.int8)
+    split[test] = TEST
+    split[search_val] = SEARCH_VAL
+    return split
+
+
+def sklearn_split(n: int, test_fraction: float = 0.2, seed: int = 42, search_val_fraction: float = 0.5) -> np.ndarray:
+    """The 2019 kirigami study's split: scikit-learn's ``train_test_split(range(n), test_size=test_fraction,
+    random_state=seed)`` on the file's row order; of the training rows, in the order train_test_split returns
+    them, the first part is search-train and the last ``search_val_fraction`` search-val (the DARTS code's
+    ``train_portion`` split of its training set)."""
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(np.arange(n), test_size=test_fraction, random_state=seed)
+    n_search_train = int(np.floor((1.0 - search_val_fraction) * len(train)))
+    return _codes(n, test, train[n_search_train:])
+
+
+def official_split(official_test: np.ndarray, search_val_fraction: float = 0.5) -> np.ndarray:
+    """A dataset's own test set (CIFAR-10: the 10,000 test images); its training images split in order into
+    search-train and search-val, as the DARTS code splits the 50,000 (train_portion 0.5: 25,000 / 25,000)."""
+    official_test = np.asarray(official_test, dtype=bool)
+    train = np.flatnonzero(~official_test)
+    n_search_train = int(np.floor((1.0 - search_val_fraction) * len(train)))
+    return _codes(len(official_test), np.flatnonzero(official_test), train[n_search_train:])
+
+
+def split_for(method: str, n: int, test_fraction: float, seed: int, search_val_fraction: float,
+              official_test: np.ndarray | None = None) -> np.ndarray:
+    """The split of ``method`` (config key split.method)."""
+    if method == "random":
+        return make_split(n, test_fraction, seed, search_val_fraction)
+    if method == "sklearn":
+        return sklearn_split(n, test_fraction, seed, search_val_fraction)
+    if method == "official":
+        if official_test is None:
+            raise DataError("split.method 'official' needs a dataset with its own test set (cifar10)")
+        return official_split(official_test, search_val_fraction)
+    raise DataError(f"split.method must be one of {SPLIT_METHODS}, got {method!r}")
+
+
 def split_sizes(split: np.ndarray) -> dict[str, int]:
     split = np.asarray(split)
     return {name: int(np.count_nonzero(split == code)) for code, name in SPLIT_NAMES.items()}

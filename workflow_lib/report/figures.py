@@ -71,7 +71,8 @@ def dataset_color(k: int) -> tuple:
 
 
 METHOD_LABELS = {"darts": "DARTS cell", "random_forest": "Random forest", "resnet18": "ResNet-18",
-                 "tiny_resnet": "Tiny ResNet", "random_search": "Random search"}
+                 "tiny_resnet": "Tiny ResNet", "random_search": "Random search",
+                 "fixed_cell": "Published cell (fixed)"}
 
 
 def method_label(method: str) -> str:

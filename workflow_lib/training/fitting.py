@@ -20,7 +20,6 @@ import torch.nn as nn
 from workflow_lib.config.types import DeviceConfig
 from workflow_lib.engine import (
     Batches,
-    Cutout,
     EpochLoop,
     Task,
     autocast_factory,
@@ -34,6 +33,7 @@ from workflow_lib.engine import (
     to_channels_last,
     train_epoch,
 )
+from workflow_lib.engine.augment import model_inputs, train_transform
 from workflow_lib.engine.inputs import strided_shape, subsample
 from workflow_lib.models.registry import count_parameters
 from workflow_lib.training.schedule import Schedule, lr_at, make_optimizer
@@ -66,6 +66,14 @@ def data_tensors(data: Any, device: torch.device, task: Task,
     x = subsample(torch.as_tensor(np.asarray(data.x), dtype=torch.float32), input_stride).to(device)
     y = torch.as_tensor(np.asarray(data.y)).to(task.target_dtype()).to(device)
     return x, y
+
+
+def model_tensors(data: Any, device: torch.device, task: Task, input_stride: Sequence[int], augment: Any,
+                  fit_rows: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """(x, y, pad value): data_tensors, then normalised with the fit rows' statistics when augment says so."""
+    x, y = data_tensors(data, device, task, input_stride)
+    x, pad_value = model_inputs(x, np.asarray(fit_rows), augment)
+    return x, y, pad_value
 
 
 def index_digest(index: Sequence[int] | np.ndarray) -> str:
@@ -117,13 +125,15 @@ def fit(
     seed: int,
     name: str = "",
     fingerprint: str | None = None,
-    tensors: tuple[torch.Tensor, torch.Tensor] | None = None,
+    tensors: tuple[torch.Tensor, ...] | None = None,
+    augment: Any = None,
 ) -> FitResult:
     """Seed, build, train for schedule.epochs (checkpointed), evaluate on eval_index.
 
     ``fingerprint``: the caller's identity of the run (settings, genotype, ...); the checkpoint's fingerprint
     adds the schedule, seed, the data's digest, the training rows and the device settings to it.
-    ``tensors``: (x, y) already on the device at ``schedule.input_stride`` (shared by random-search candidates).
+    ``tensors``: (x, y[, pad value]) already on the device at ``schedule.input_stride`` and normalised
+    (shared by random-search candidates); ``augment``: an AugmentConfig (crop, flip, normalisation) or None.
     """
     device_cfg = device_cfg or DeviceConfig.defaults()
     device = resolve_device(device_cfg)
@@ -131,10 +141,12 @@ def fit(
     train_index = np.asarray(train_index, dtype=np.int64)
     eval_index = np.asarray(eval_index, dtype=np.int64)
     task = Task.from_prepared(data, train_index)
-    x, y = tensors if tensors is not None else data_tensors(data, device, task, schedule.input_stride)
+    if tensors is None:
+        tensors = model_tensors(data, device, task, schedule.input_stride, augment, train_index)
+    x, y = tensors[0], tensors[1]
     model = to_channels_last(build().to(device), device_cfg.channels_last)
     amp = autocast_factory(device, device_cfg.bf16)
-    transform = Cutout(schedule.cutout_length) if schedule.cutout_length > 0 else None
+    transform = train_transform(augment, schedule.cutout_length, tensors[2] if len(tensors) > 2 else 0.0)
     batches = Batches(x, y, schedule.batch_size, shuffle=True, generator=make_generator(seed),
                       transform=transform, index=train_index, max_steps=schedule.max_steps_per_epoch)
     optimizer = make_optimizer(model.parameters(), schedule)
@@ -158,7 +170,8 @@ def fit(
 
     loop = EpochLoop(checkpoint_path, {"model": model, "optimizer": optimizer, "batches": batches},
                      schedule.epochs, log=log, name=name,
-                     fingerprint=run_fingerprint(data, train_index, device_cfg, fingerprint, asdict(schedule), int(seed)))
+                     fingerprint=run_fingerprint(data, train_index, device_cfg, fingerprint, asdict(schedule), int(seed),
+                                                 augment.to_dict() if augment is not None else None))
     history = loop.run(epoch_fn)
     evaluation = evaluate(model, x, y, task, index=eval_index, **eval_kw)
     predictions = predict(model, x, task, index=eval_index, **eval_kw).numpy()

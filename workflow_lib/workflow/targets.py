@@ -16,7 +16,8 @@ from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, STEPS, step_of_m
 
 # Rule names that a dataset may not take, since every dataset also gets a target rule of its name.
 RULE_NAMES = frozenset({"all", "report", "raw_data", "prepare", "search", "train", "random_forest",
-                        "baseline_cnn", "random_search", "summarize", "design_table", "design", "learning_curves"})
+                        "baseline_cnn", "random_search", "fixed_cell", "summarize", "design_table", "design",
+                        "learning_curves"})
 RESERVED_NAMES = RULE_NAMES | frozenset(METHODS) | frozenset(STEPS)
 
 
