@@ -30,3 +30,32 @@ rule search:
     shell:
         "python -m workflow_lib search --settings {params.settings:q} --data {input.data} --out {params.out}"
         " --checkpoint-dir {params.checkpoints} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+
+
+rule select_cell:
+    input:
+        data=LAYOUT.prepared(),
+        genotypes=RULES.search_genotypes,
+    output:
+        genotype=f"{LAYOUT.selection_dir()}/selected_genotype.json",
+        scores=f"{LAYOUT.selection_dir()}/selection.json",
+    priority: 25
+    log:
+        LAYOUT.log("{dataset}", "select_cell"),
+    benchmark:
+        LAYOUT.benchmark("{dataset}", "select_cell")
+    conda:
+        "envs/workflow.yaml"
+    threads: RULES.threads
+    resources:
+        gpu=RULES.gpu,
+        mem_mb=RULES.mem_mb,
+        runtime=RULES.runtime,
+    params:
+        settings=RULES.settings("select_cell"),
+        seeds=RULES.seeds,
+        checkpoints=LAYOUT.checkpoint("select_cell", name="all"),
+    shell:
+        "python -m workflow_lib select --settings {params.settings:q} --data {input.data}"
+        " --genotypes {input.genotypes} --seeds {params.seeds} --out {output.genotype}"
+        " --checkpoint-dir {params.checkpoints} --threads {threads} > {log} 2>&1"

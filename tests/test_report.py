@@ -258,3 +258,21 @@ def test_units_and_formatting():
     assert R.fmt_params(11_172_342) == "11.17 M" and R.fmt_seconds(7200) == "2.00 h"
     mean, std, n = R.mean_std([1.0, 3.0, float("nan")])
     assert (mean, n) == (2.0, 2) and std == pytest.approx(math.sqrt(2))
+
+
+def test_single_run_figures_pick_the_seed_by_search_val_never_by_test():
+    from workflow_lib.report.collect import DatasetInfo, DatasetResults, MethodRun, SearchRun
+    from workflow_lib.report.render import shown_run
+
+    def method_run(seed, accuracy):
+        return MethodRun("darts", seed, {"test": {"accuracy": accuracy}}, [], None)
+
+    def search(seed, val):
+        return SearchRun(seed, [], "accuracy", [{"val_metric": val}], 1.0, None, None, None, {})
+
+    ds = DatasetResults("d", DatasetInfo("d", task="classification"),
+                        searches={0: search(0, 0.9), 1: search(1, 0.7)},
+                        methods={"resnet18": {0: MethodRun("resnet18", 0, {"test": {"accuracy": 0.99}}, [], None)},
+                                 "darts": {0: method_run(0, 0.5), 1: method_run(1, 0.95)}})
+    run = shown_run(ds)
+    assert (run.method, run.seed) == ("darts", 0)  # best search-val, although seed 1 tests better

@@ -66,6 +66,17 @@ def _baseline(args: argparse.Namespace) -> None:
     )
 
 
+def _select(args: argparse.Namespace) -> None:
+    from workflow_lib.darts.selection import select_cell
+    from workflow_lib.datasets.prepared import PreparedData
+
+    if len(args.genotypes) != len(args.seeds):
+        raise SystemExit("select: give one --genotypes file per --seeds entry")
+    select_cell(StageConfig.from_json(args.settings), PreparedData.load(args.data),
+                {seed: Path(path) for seed, path in zip(args.seeds, args.genotypes)}, Path(args.out).parent,
+                Path(args.checkpoint_dir))
+
+
 def _design_table(args: argparse.Namespace) -> None:
     from workflow_lib.design.oracle import table_step
 
@@ -147,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--genotype", default=None, help="genotype JSON (default: the named genotype in the settings)")
     baseline = _run_parser(sub, "baseline", _baseline, "a baseline method")
     baseline.add_argument("--method", required=True)
+    select = _step_parser(sub, "select", _select, "the paper's selection of one cell over the search seeds")
+    select.add_argument("--settings", required=True, help="the step's settings (JSON)")
+    select.add_argument("--data", required=True, help="prepared.npz")
+    select.add_argument("--genotypes", nargs="+", required=True, help="each search seed's genotype.json")
+    select.add_argument("--seeds", nargs="+", type=int, required=True, help="the search seeds, in that order")
+    select.add_argument("--out", required=True, help="selected_genotype.json (selection.json goes beside it)")
+    select.add_argument("--checkpoint-dir", required=True, help="per-candidate checkpoints")
     table = _step_parser(sub, "design-table", _design_table, "every kirigami candidate's true target (oracle)")
     table.add_argument("--settings", required=True, help="the step's settings (JSON)")
     table.add_argument("--data", required=True, help="prepared.npz")

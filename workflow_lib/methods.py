@@ -22,8 +22,9 @@ DEFAULT_METHODS = (DARTS, RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH)  # a dat
 
 DATA_STEPS = ("raw_data", "prepare")
 DESIGN_STEPS = ("design_table", "design", "learning_curves")  # kirigami design loop, data efficiency
-STEPS = (*DATA_STEPS, "search", "train", *BASELINES, *DESIGN_STEPS)
-NEURAL_STEPS = ("search", "train", *CNN_BASELINES, RANDOM_SEARCH, FIXED_CELL, "design", "learning_curves")
+STEPS = (*DATA_STEPS, "search", "select_cell", "train", *BASELINES, *DESIGN_STEPS)
+NEURAL_STEPS = ("search", "select_cell", "train", *CNN_BASELINES, RANDOM_SEARCH, FIXED_CELL, "design",
+                "learning_curves")
 
 
 def step_of_method(method: str) -> str:

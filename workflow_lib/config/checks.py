@@ -86,6 +86,12 @@ def _check_fixed_cell(name: str, block: dict[str, Any]) -> None:
                      "name the published cell to train (e.g. KIRIGAMI_2019 or DARTS_V2)")
 
 
+def _check_selection(name: str, block: dict[str, Any]) -> None:
+    if block["selection"]["enabled"] and (block["train"]["genotype"] or "darts" not in block["methods"]):
+        raise _error(f"config key 'datasets.{name}.selection.enabled': selection chooses among searched cells; "
+                     "it needs darts in methods and train.genotype null")
+
+
 def _check_split(name: str, block: dict[str, Any]) -> None:
     if block["split"]["method"] == "official" and block["kind"] != "cifar10":
         raise _error(f"config key 'datasets.{name}.split.method': 'official' needs a dataset with its own test "
@@ -97,6 +103,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     for name, block in config["datasets"].items():
         _check_source(name, block)
         _check_split(name, block)
+        _check_selection(name, block)
         _check_genotype(f"datasets.{name}.train.genotype", block["train"]["genotype"])
         _check_fixed_cell(name, block)
         _check_design(name, block)

@@ -28,6 +28,8 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {key: block[key] for key in DATA_KEYS}
     if stage in ("search", "train"):
         return block[stage]
+    if stage == "select_cell":
+        return {"selection": block["selection"], "train": block["train"]}
     if stage == FIXED_CELL:
         return {"fixed_cell": block["baselines"][FIXED_CELL], "train": block["train"]}
     if stage == RANDOM_SEARCH:

@@ -179,6 +179,14 @@ class RandomSearchConfig(ConfigBlock):
 
 
 @dataclass(frozen=True)
+class SelectionConfig(ConfigBlock):
+    SCHEMA: ClassVar[str] = "#/$defs/selection"
+    enabled: bool
+    epochs: int
+    max_steps_per_epoch: int | None
+
+
+@dataclass(frozen=True)
 class FixedCellConfig(ConfigBlock):
     SCHEMA: ClassVar[str] = "#/$defs/baselines/properties/fixed_cell"
     genotype: str | None

@@ -118,6 +118,7 @@ class DatasetResults:
     summary: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     design: dict[str, Any] | None = None   # design/design.json (the kirigami design loop)
+    selection: dict[str, Any] | None = None  # search/selection/selection.json (the paper's selection step)
     curves: dict[str, Any] | None = None   # learning_curves/learning_curves.json
 
     @property
@@ -372,6 +373,10 @@ def collect_dataset(results_dir: Path, name: str, seeds: Iterable[int], methods:
             run = read_search(search_dir, seed, notes)
             if run is not None:
                 result.searches[seed] = run
+    selection_path = ds_dir / "search" / "selection" / "selection.json"
+    if search and selection_path.exists():
+        document = _read_json(selection_path, notes, "cell selection")
+        result.selection = document if isinstance(document, dict) else None
     for method in _method_names(ds_dir, methods, notes):
         runs: dict[int, MethodRun] = {}
         for seed in seeds:

@@ -155,6 +155,8 @@ def per_seed_table(ds: DatasetResults) -> dict[str, Any]:
 
 def search_table(ds: DatasetResults) -> list[dict[str, Any]]:
     rows = []
+    selection = {c["seed"]: c for c in (ds.selection or {}).get("candidates", [])}
+    selected = (ds.selection or {}).get("selected_seed")
     for seed, run in sorted(ds.searches.items()):
         val = [e.get("val_metric") for e in run.epochs]
         finite = [v for v in val if _is_number(v) and math.isfinite(v)]
@@ -167,6 +169,8 @@ def search_table(ds: DatasetResults) -> list[dict[str, Any]]:
             "skip_normal": sum(1 for op, _ in genotype.get("normal", []) if op == "skip_connect"),
             "skip_reduce": sum(1 for op, _ in genotype.get("reduce", []) if op == "skip_connect"),
             "device": (run.run_info.get("hardware") or {}).get("device", "n/a") if run.run_info else "n/a",
+            "selection": (fmt_num(selection[seed]["val_metric"]) + (" (selected)" if seed == selected else ""))
+            if seed in selection else "",
         })
     return rows
 
@@ -176,22 +180,17 @@ def budget_table(ds: DatasetResults) -> list[dict[str, Any]]:
     return [{**row, "label": method_label(row["method"]), "wall": fmt_seconds(row["wall"])} for row in phases(ds)]
 
 
-def best_run(ds: DatasetResults, metric: str):
-    """The best method (mean over seeds) and its best seed's run."""
-    table = results_table(ds)
-    rows = [r for r in table["rows"] if metric in r["cells"] and r["cells"][metric]["best"]]
-    if not rows:
+def shown_run(ds: DatasetResults):
+    """The run a single-run figure shows, chosen without looking at the test set: the DARTS cell (else the
+    first method), at the seed whose search ended with the best search-val metric (else the lowest seed)."""
+    if not ds.methods:
         return None
-    runs = ds.methods[rows[0]["method"]]
-    higher = HIGHER_IS_BETTER.get(metric, True)
-
-    def score(run):
-        value = run.test.get(metric)
-        if not _is_number(value) or not math.isfinite(value):
-            return -math.inf
-        return value if higher else -value
-
-    return max(runs.values(), key=score)
+    method = "darts" if "darts" in ds.methods else next(iter(ds.methods))
+    runs = ds.methods[method]
+    val = {seed: run.epochs[-1].get("val_metric") for seed, run in ds.searches.items() if run.epochs}
+    ranked = [seed for seed in sorted(runs) if _is_number(val.get(seed)) and math.isfinite(val[seed])]
+    seed = max(ranked, key=lambda s: (val[s], -s)) if method == "darts" and ranked else min(runs)
+    return runs[seed]
 
 
 def provenance_rows(report: ReportData) -> list[dict[str, Any]]:

@@ -43,7 +43,8 @@ CAPTIONS = {
     "skip_count": "Number of skip_connect edges among the 8 edges of the derived cell after each search epoch.",
     "parity": "Predicted versus true {target} on the test split of {dataset} for {method}; one colour per seed, "
               "the black line is y = x and the legend gives each seed's test R².",
-    "confusion": "Confusion matrix of the best model on {dataset} ({method}, best seed {seed}): counts, shaded by "
+    "confusion": "Confusion matrix on the test split of {dataset} ({method}, seed {seed}, the seed with the best "
+                 "search-val metric; never chosen by test score): counts, shaded by "
                  "the fraction of each true class.",
     "genotype": "Derived {dataset} cell (seed {seed}) after every search epoch: colour = operation of each of the "
                 "8 selected edges per cell type, text = input node (k-2, k-1, or intermediate node), dotted "
@@ -184,9 +185,9 @@ def dataset_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any]:
                          target=f"{target} ({ds.info.unit})" if ds.info.unit else target),
                 F.parity(ds, method, runs)))
     elif ds.task == "classification":
-        best = R.best_run(ds, "accuracy")
+        best = R.shown_run(ds)
         section["confusion"] = _png(
-            figs, ds.name, "confusion", "best", "Confusion matrix of the best model",
+            figs, ds.name, "confusion", "best", "Confusion matrix",
             _caption("confusion", dataset=ds.name, method=F.method_label(best.method) if best else "n/a",
                      seed=best.seed if best else "n/a"),
             F.confusion(ds, best))

@@ -16,7 +16,7 @@ from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, STEPS, step_of_m
 
 # Rule names that a dataset may not take, since every dataset also gets a target rule of its name.
 RULE_NAMES = frozenset({"all", "report", "raw_data", "prepare", "search", "train", "random_forest",
-                        "baseline_cnn", "random_search", "fixed_cell", "summarize", "design_table", "design",
+                        "baseline_cnn", "random_search", "fixed_cell", "select_cell", "summarize", "design_table", "design",
                         "learning_curves"})
 RESERVED_NAMES = RULE_NAMES | frozenset(METHODS) | frozenset(STEPS)
 
@@ -52,6 +52,9 @@ class Layout:
 
     def metrics(self, dataset: str, method: str, seed: int | str) -> str:
         return f"{self.method_dir(dataset, method, str(seed))}/metrics.json"
+
+    def selection_dir(self, dataset: str = "{dataset}") -> str:
+        return f"{self.results}/{dataset}/search/selection"
 
     def design_table(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/design/candidates.npz"
@@ -91,7 +94,10 @@ class Layout:
         """The searches a dataset needs: none when darts is off or trains a named genotype."""
         if not runs_search(config, dataset):
             return []
-        return [f"{self.search_dir(dataset, str(seed))}/history.json" for seed in config["seeds"]]
+        outputs = [f"{self.search_dir(dataset, str(seed))}/history.json" for seed in config["seeds"]]
+        if config["datasets"][dataset]["selection"]["enabled"]:
+            outputs.append(f"{self.selection_dir(dataset)}/selection.json")
+        return outputs
 
     def design_outputs(self, config: dict, dataset: str) -> list[str]:
         """The design loop's and learning curves' results, where the dataset enables them."""
@@ -109,6 +115,8 @@ class Layout:
         steps = [step_of_method(method) for method in block["methods"]]
         if runs_search(config, dataset):
             steps.insert(0, "search")
+        selection = [] if not block["selection"]["enabled"] else [
+            {"dataset": dataset, "step": "select_cell", "seed": None, "path": self.benchmark(dataset, "select_cell")}]
         files = [{"dataset": dataset, "step": step, "seed": None, "path": self.benchmark(dataset, step)}
                  for step in ("raw_data", "prepare")]
         for step in steps:
@@ -117,8 +125,8 @@ class Layout:
                        "path": self.benchmark(dataset, f"{name}_seed{seed}")} for seed in config["seeds"]]
         design = ["design_table", "design"] if block["design"]["enabled"] else []
         design += ["learning_curves"] if block["learning_curves"]["enabled"] else []
-        return files + [{"dataset": dataset, "step": step, "seed": None, "path": self.benchmark(dataset, step)}
-                        for step in design]
+        return files + selection + [{"dataset": dataset, "step": step, "seed": None,
+                                     "path": self.benchmark(dataset, step)} for step in design]
 
     def report_plan(self, config: dict) -> str:
         """Everything the report reads, as JSON: it never lists folders, so it shows exactly this config."""
@@ -204,10 +212,17 @@ class RuleInputs:
         return " ".join(str(seed) for seed in self.config["seeds"])
 
     def train_genotype(self, wildcards) -> list[str] | str:
-        """The search's genotype, unless the config names a published one (then no search is needed)."""
-        if self.config["datasets"][wildcards.dataset]["train"]["genotype"]:
+        """The search's genotype (or the cell selected over the search seeds), unless the config names a
+        published one (then no search is needed)."""
+        block = self.config["datasets"][wildcards.dataset]
+        if block["train"]["genotype"]:
             return []
+        if block["selection"]["enabled"]:
+            return f"{self.layout.selection_dir(wildcards.dataset)}/selected_genotype.json"
         return f"{self.layout.search_dir(wildcards.dataset, wildcards.seed)}/genotype.json"
+
+    def search_genotypes(self, wildcards) -> list[str]:
+        return [f"{self.layout.search_dir(wildcards.dataset, str(seed))}/genotype.json" for seed in self.config["seeds"]]
 
 
 __all__ = ["CNN_BASELINES", "Layout", "RESERVED_NAMES", "RuleInputs", "runs_search", "source_files"]
