@@ -27,7 +27,6 @@ from workflow_lib.darts.search_model import SearchNetwork, build_search_network
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.engine import (
     Batches,
-    Cutout,
     EpochLoop,
     Task,
     autocast,
@@ -42,6 +41,7 @@ from workflow_lib.engine import (
 from workflow_lib.io import savez_atomic, torch_save_atomic, write_json_atomic
 from workflow_lib.provenance import run_info
 from workflow_lib.datasets.splits import proxy_rows
+from workflow_lib.engine.augment import model_inputs, train_transform
 from workflow_lib.engine.inputs import subsample
 from workflow_lib.training.fitting import curve_index, device_identity
 
@@ -84,7 +84,8 @@ class SearchRun:
         seed_everything(seed)
         self.task = Task.from_prepared(data, data.search_train_index)
         # the proxy task: a subset of search-train / search-val at a reduced input resolution (both optional)
-        self.x = subsample(torch.as_tensor(data.x, dtype=torch.float32), self.cfg.input_stride).to(self.device)
+        x = subsample(torch.as_tensor(data.x, dtype=torch.float32), self.cfg.input_stride).to(self.device)
+        self.x, pad_value = model_inputs(x, data.search_train_index, stage.augment)
         self.y = torch.as_tensor(data.y).to(self.device)
         self.train_rows = proxy_rows(data.search_train_index, self.cfg.max_samples)
         self.val_rows = proxy_rows(data.search_val_index, self.cfg.max_samples)
@@ -107,9 +108,10 @@ class SearchRun:
             l1_coef=self.cfg.l1_alpha,
             entropy_coef=self.cfg.entropy_alpha,
         )
-        cutout = Cutout(self.cfg.cutout_length) if self.cfg.cutout_length > 0 else None
-        self.train_batches = self._batches(self.train_rows, make_generator(seed), cutout)
-        self.val_batches = self._batches(self.val_rows, make_generator(seed + 1), None)
+        # as in the DARTS code, both queues draw from the augmented training images
+        transform = train_transform(stage.augment, self.cfg.cutout_length, pad_value)
+        self.train_batches = self._batches(self.train_rows, make_generator(seed), transform)
+        self.val_batches = self._batches(self.val_rows, make_generator(seed + 1), transform)
 
     def _batches(self, index: np.ndarray, generator: torch.Generator, transform: Any) -> Batches:
         return Batches(
@@ -171,7 +173,8 @@ def run_search(stage: StageConfig, data: PreparedData, out_dir: Path, checkpoint
     log.info("search %s seed %d on %s: %s order, C=%d, %d layers, %d epochs, %d search-train / %d search-val "
              "at input %s", stage.dataset, seed, device_label(run.device), run.cfg.order, run.cfg.C, run.cfg.layers,
              run.cfg.epochs, len(run.train_rows), len(run.val_rows), list(run.x.shape[1:]))
-    settings = fingerprint_of(stage.settings, seed, data.digest(), device_identity(stage.device))
+    settings = fingerprint_of(stage.settings, seed, data.digest(), device_identity(stage.device),
+                              stage.augment.to_dict())
     loop = EpochLoop(Path(checkpoint_dir) / "ckpt.pt", run.components(), run.cfg.epochs, log=log, name="search",
                      fingerprint=settings)
     loop.extra.setdefault("initial", architecture_record(run.model))
