@@ -79,7 +79,8 @@ def test_every_schema_property_has_a_description():
     assert missing == []
 
 
-@pytest.mark.parametrize("name", ["config/config.yaml", "config/paper.yaml", "tests/config/tiny.yaml"])
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/paper.yaml", "config/pc_darts.yaml",
+                                  "tests/config/tiny.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config_file(ROOT / name)
     for dataset in config["datasets"]:

@@ -83,3 +83,19 @@ def test_same_seed_same_result_different_seed_differs(tmp_path):
     a, b, c = genotype_and_alphas(3, "a"), genotype_and_alphas(3, "b"), genotype_and_alphas(4, "c")
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_pc_darts_search_records_edge_weights_and_warms_up(tmp_path):
+    config = load_config({"datasets": {"toy": {"kind": "digits", "search": {
+        "method": "pc_darts", "pc_k": 2, "arch_warmup_epochs": 1, "epochs": 2, "batch_size": 8, "C": 4,
+        "layers": 3, "max_steps_per_epoch": 2}}}})
+    run_search(StageConfig.from_dict(stage_document(config, "toy", "search")), tiny_data("regression"),
+               tmp_path / "out", tmp_path / "ckpt", seed=0)
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert history["method"] == "pc_darts"
+    assert [e["alphas_updated"] for e in history["epochs"]] == [False, True]
+    alphas = np.load(tmp_path / "out" / "alphas.npz")
+    assert alphas["edges_normal"].shape == (3, 14) and alphas["edges_reduce"].shape == (3, 14)
+    np.testing.assert_array_equal(alphas["normal"][0], alphas["normal"][1])  # warm-up: the alphas stand still
+    assert not np.array_equal(alphas["normal"][1], alphas["normal"][2])
+    assert history["budget"]["samples_seen"] == 2 * 8 + 2 * 16  # warm-up steps read no search-val batch

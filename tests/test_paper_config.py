@@ -88,3 +88,16 @@ def test_cifar10_as_the_darts_paper(paper):
     assert block["split"]["method"] == "official" and block["split"]["search_val_fraction"] == 0.5
     assert block["augment"] == {"crop_padding": 4, "horizontal_flip": True, "normalize": True}
     assert block["baselines"]["fixed_cell"]["genotype"] == "DARTS_V2"
+
+
+def test_pc_darts_config_as_the_paper():
+    """PC-DARTS (Xu et al., ICLR 2020), Sec. 4.2: batch 256, weight lr 0.1 (cosine), momentum 0.9, weight decay
+    3e-4, Adam for the architecture with lr 6e-4 and weight decay 1e-3, 50 epochs of which the first 15 train
+    only the weights, K = 4, the DARTS supernet (C16, 8 cells)."""
+    config = load_config_file(ROOT / "config" / "pc_darts.yaml")
+    search = SearchConfig.from_dict(config["datasets"]["cifar10"]["search"])
+    assert (search.method, search.pc_k, search.epochs, search.arch_warmup_epochs) == ("pc_darts", 4, 50, 15)
+    assert (search.batch_size, search.w_lr, search.w_momentum, search.w_weight_decay) == (256, 0.1, 0.9, 3e-4)
+    assert (search.alpha_lr, search.alpha_weight_decay, search.alpha_beta1, search.alpha_beta2) == (
+        6e-4, 1e-3, 0.5, 0.999)
+    assert (search.C, search.layers, search.order) == (16, 8, "first")

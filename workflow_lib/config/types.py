@@ -92,6 +92,10 @@ class SourceConfig(ConfigBlock):
 @dataclass(frozen=True)
 class SearchConfig(ConfigBlock):
     SCHEMA: ClassVar[str] = "#/$defs/search"
+    method: str
+    pc_k: int
+    arch_warmup_epochs: int
+    stem_stride: int
     epochs: int
     batch_size: int
     C: int

@@ -20,9 +20,16 @@ import numpy as np
 import torch
 
 from workflow_lib.config import SearchConfig, StageConfig
-from workflow_lib.darts.architect import Architect, make_weight_optimizer, make_weight_scheduler, search_step
+from workflow_lib.darts.architect import (
+    Architect,
+    make_weight_optimizer,
+    make_weight_scheduler,
+    search_step,
+    weight_step,
+)
 from workflow_lib.darts.derive import count_skips, edge_entropy
 from workflow_lib.darts.genotypes import PRIMITIVES
+from workflow_lib.darts.pc_darts import build_pc_search_network
 from workflow_lib.darts.search_model import SearchNetwork, build_search_network
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.engine import (
@@ -62,7 +69,9 @@ def architecture_record(model: SearchNetwork) -> dict[str, Any]:
     weights = {name: w.detach().cpu().numpy().astype(np.float64) for name, w in model.softmax_alphas().items()}
     genotype = model.genotype()
     skips_normal, skips_reduce = count_skips(genotype)
+    edges = model.edge_weights() if hasattr(model, "edge_weights") else {}  # PC-DARTS edge normalization
     return {
+        **{f"edge_{name}": w.detach().cpu().double().tolist() for name, w in edges.items()},
         "genotype": genotype.to_dict(),
         "skip_count_normal": skips_normal,
         "skip_count_reduce": skips_reduce,
@@ -71,6 +80,14 @@ def architecture_record(model: SearchNetwork) -> dict[str, Any]:
         "alpha_normal": weights["normal"].tolist(),
         "alpha_reduce": weights["reduce"].tolist(),
     }
+
+
+def search_network(cfg: SearchConfig, in_channels: int, out_dim: int) -> SearchNetwork:
+    """The supernet of ``search.method``: DARTS's, or PC-DARTS's (partial channels, edge normalization)."""
+    if cfg.method == "pc_darts":
+        return build_pc_search_network(in_channels, out_dim, cfg.C, cfg.layers, k=cfg.pc_k,
+                                       stem_stride=cfg.stem_stride)
+    return build_search_network(in_channels, out_dim, cfg.C, cfg.layers, stem_stride=cfg.stem_stride)
 
 
 class SearchRun:
@@ -90,7 +107,7 @@ class SearchRun:
         self.train_rows = proxy_rows(data.search_train_index, self.cfg.max_samples)
         self.val_rows = proxy_rows(data.search_val_index, self.cfg.max_samples)
         self.curve_rows = curve_index(self.val_rows, self.cfg.eval_samples)
-        model = build_search_network(data.in_channels, data.out_dim, self.cfg.C, self.cfg.layers).to(self.device)
+        model = search_network(self.cfg, data.in_channels, data.out_dim).to(self.device)
         self.model = to_channels_last(model, self.channels_last)
         self.weight_optimizer = make_weight_optimizer(
             self.model, self.cfg.w_lr, self.cfg.w_momentum, self.cfg.w_weight_decay
@@ -133,21 +150,28 @@ class SearchRun:
         return to_channels_last(xb, self.channels_last)
 
     def epoch(self, epoch: int) -> dict[str, Any]:
-        """One search epoch (0-based index): alternate alpha and weight steps, then measure."""
+        """One search epoch (0-based index): alternate alpha and weight steps, then measure. During the
+        ``arch_warmup_epochs`` only the weights train (PC-DARTS, Sec. 4.2: the alphas of untrained weights
+        would favour parameter-free operations)."""
         lr = self.scheduler.get_last_lr()[0]
+        update_alphas = epoch >= self.cfg.arch_warmup_epochs
         self.model.train()
         total, seen, val_seen, steps = 0.0, 0, 0, 0
         preds, targets = [], []
         for (x_train, y_train), (x_val, y_val) in zip(self.train_batches, self.val_batches):
             with autocast(self.device, self.bf16):  # bf16 on CUDA when configured; a no-op on the CPU
-                loss, output = search_step(
-                    self.model, self.architect, self.weight_optimizer,
-                    self._prep(x_train), self.task.encode(y_train), self._prep(x_val), self.task.encode(y_val),
-                    grad_clip=self.cfg.w_grad_clip,
-                )
+                if update_alphas:
+                    loss, output = search_step(
+                        self.model, self.architect, self.weight_optimizer,
+                        self._prep(x_train), self.task.encode(y_train), self._prep(x_val), self.task.encode(y_val),
+                        grad_clip=self.cfg.w_grad_clip,
+                    )
+                else:
+                    loss, output = weight_step(self.model, self.weight_optimizer, self._prep(x_train),
+                                               self.task.encode(y_train), self.task.loss, self.cfg.w_grad_clip)
             total += loss.item() * y_train.shape[0]
             seen += y_train.shape[0]
-            val_seen += y_val.shape[0]
+            val_seen += y_val.shape[0] if update_alphas else 0
             steps += 1
             preds.append(self.task.decode(output.float()).cpu())
             targets.append(y_train.cpu())
@@ -162,7 +186,8 @@ class SearchRun:
             "val_metric": val["metric"],
             "lr": lr,
             "steps": steps,
-            "samples": seen + val_seen,  # each step reads a search-train and a search-val batch
+            "samples": seen + val_seen,  # a step reads a search-train and (updating alphas) a search-val batch
+            "alphas_updated": update_alphas,
             **architecture_record(self.model),
         }
 
@@ -200,12 +225,15 @@ def search_budget(run: SearchRun, history: list[dict], wall_seconds: float) -> d
 def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, initial: dict, history: list[dict],
                            seed: int, wall_seconds: float) -> None:
     records = [initial, *history]
+    edges = {f"edges_{cell}": np.array([r[f"edge_{cell}"] for r in records], dtype=np.float64)
+             for cell in ("normal", "reduce") if f"edge_{cell}" in initial}  # PC-DARTS: (E+1, 14) edge weights
     savez_atomic(
         out_dir / "alphas.npz",
         normal=np.array([r["alpha_normal"] for r in records], dtype=np.float64),
         reduce=np.array([r["alpha_reduce"] for r in records], dtype=np.float64),
         epoch=np.arange(len(records)),
         primitives=np.array(PRIMITIVES),
+        **edges,
     )
     epochs = [{k: v for k, v in row.items() if k not in ALPHA_KEYS} for row in history]
     budget = search_budget(run, history, wall_seconds)
@@ -214,6 +242,7 @@ def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, in
         "seed": seed,
         "task": run.task.kind,
         "metric": run.task.metric_name,
+        "method": run.cfg.method,
         "primitives": list(PRIMITIVES),
         "initial": {k: v for k, v in initial.items() if k not in ALPHA_KEYS},
         "epochs": epochs,

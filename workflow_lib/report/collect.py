@@ -89,6 +89,8 @@ class SearchRun:
     genotype: dict[str, Any] | None
     run_info: dict[str, Any]
     budget: dict[str, Any] = field(default_factory=dict)
+    edges: dict[str, np.ndarray] = field(default_factory=dict)  # PC-DARTS: cell -> (E+1, 14) edge weights
+    method: str = "darts"
 
     @property
     def n_epochs(self) -> int:
@@ -283,12 +285,15 @@ def read_search(search_dir: Path, seed: int, notes: list[str]) -> SearchRun | No
     if not isinstance(history, dict):
         return None
     alphas_normal = alphas_reduce = None
+    edges: dict[str, np.ndarray] = {}
     alphas_path = search_dir / "alphas.npz"
     if alphas_path.exists():
         try:
             with np.load(alphas_path, allow_pickle=False) as npz:
                 alphas_normal = np.asarray(npz["normal"], dtype=float)
                 alphas_reduce = np.asarray(npz["reduce"], dtype=float)
+                edges = {cell: np.asarray(npz[f"edges_{cell}"], dtype=float) for cell in ("normal", "reduce")
+                         if f"edges_{cell}" in npz.files}
         except (OSError, ValueError, KeyError) as error:
             notes.append(f"search seed {seed} alphas: unreadable ({alphas_path}: {error})")
     else:
@@ -313,6 +318,8 @@ def read_search(search_dir: Path, seed: int, notes: list[str]) -> SearchRun | No
         genotype=genotype if isinstance(genotype, dict) else None,
         run_info=run_info if isinstance(run_info, dict) else {},
         budget=history.get("budget") if isinstance(history.get("budget"), dict) else {},
+        edges=edges,
+        method=str(history.get("method", "darts")),
     )
 
 

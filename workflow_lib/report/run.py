@@ -40,6 +40,9 @@ CAPTIONS = {
     "entropy": "Entropy of each edge's weight distribution over the 8 ops (line: mean over the 14 edges, band: "
                "min-max); the dashed line is the maximum ln 8, reached by uniform weights. Bottom row: the distance "
                "ln 8 - entropy on a log scale, which shows the trend even when the weights stay near 1/8.",
+    "edges": "PC-DARTS edge normalization on {dataset}: the weight of each edge (softmax of the edge parameters "
+             "over its node's incoming edges, Xu et al. 2020, Eq. 4) per search epoch; dotted: the uniform start "
+             "1/(inputs of the node). The derived cell ranks edges by edge weight x operation weight.",
     "skip_count": "Number of skip_connect edges among the 8 edges of the derived cell after each search epoch.",
     "parity": "Predicted versus true {target} on the test split of {dataset} for {method}; one colour per seed, "
               "the black line is y = x and the legend gives each seed's test R².",
@@ -171,6 +174,10 @@ def dataset_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any]:
         _png(figs, ds.name, "sparsity", "skip_count", "Skip connections in the derived cell",
              _caption("skip_count"), S.skip_figure(ds)),
     ]
+    edge_figure = S.edge_weight_figure(ds)
+    if edge_figure is not None:
+        section["sparsity_figures"].append(_png(figs, ds.name, "sparsity", "edges", "Edge weights (PC-DARTS)",
+                                                _caption("edges", dataset=ds.name), edge_figure))
     stats = S.sparsity_stats(ds)
     section["sparsity_stats"] = R.sparsity_rows(stats)
 

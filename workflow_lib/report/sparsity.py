@@ -339,3 +339,34 @@ def comparison_figure(datasets: list[DatasetResults]) -> bytes:
         return fig
 
     return render_png(build)
+
+
+def edge_weight_figure(ds: DatasetResults) -> bytes | None:
+    """PC-DARTS edge normalization: each edge's weight (softmax over its node's inputs) per search epoch, one
+    panel per cell type, one colour per intermediate node; None when no search of this dataset has them."""
+    runs = [r for r in ds.searches.values() if r.edges]
+    if not runs:
+        return None
+
+    def build():
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+        for ax, cell in zip(axes, CELLS):
+            for run in runs:
+                w = run.edges[cell]
+                start = 0
+                for node in range(N_NODES):
+                    for j in range(node + 2):
+                        ax.plot(w[:, start + j], color=seed_color(node), lw=1.2,
+                                label=f"node {node} (1/{node + 2} uniform)" if j == 0 and run is runs[0] else None)
+                    ax.axhline(1.0 / (node + 2), color=seed_color(node), ls=":", lw=0.8)
+                    start += node + 2
+            ax.set(title=f"{cell.capitalize()} cell: edge weights", xlabel="Search epoch (0 = initialisation)")
+        axes[0].set_ylabel("Edge weight (softmax over the node's inputs)")
+        axes[0].legend(loc="best", fontsize=8)
+        fig.suptitle(f"{ds.name}: PC-DARTS edge normalization")
+        fig.tight_layout()
+        return fig
+
+    return render_png(build)
