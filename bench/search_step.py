@@ -1,20 +1,28 @@
-"""Benchmark one DARTS search step (architect step + weight step).
+"""Benchmark one architecture-search step (architect step + weight step).
 
-Prints, per configuration and order, the median seconds per step over ``--steps`` timed
-steps (after ``--warmup`` untimed ones) and the peak memory of the step: on CUDA
-``torch.cuda.max_memory_allocated``; on CPU the growth of the peak resident set size
-(``ru_maxrss``) over the resident size just before the first step.  Each case runs in
-its own subprocess so peak-RSS numbers do not leak between cases.
+For each configuration x order x method (darts, pc_darts) x layout (default, channels_last)
+it prints the median seconds per step over ``--steps`` timed steps (after ``--warmup``
+untimed ones) and the peak memory of the step, and, measured in the same run, the same
+step of a faithful naive reference (``--no-reference`` skips it): every op of every edge
+incl. ``none`` computed, each op applying its own ReLU, the stock dilated-conv backward,
+first-order alpha gradients and weight steps by a full ``backward()`` (as common public
+ports do it).  ``ratio`` = reference median / case median (> 1: faster than the reference).
+The reference runs per configuration, order and method, in the default layout.
+
+Memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the growth of the peak resident
+set size (``ru_maxrss``) over the resident size just before the first step.  Every case runs
+in its own subprocess, so peak-RSS numbers (and a crash) stay in their case.
 
 Configurations:
-  A  3x32x32 classification (10 classes), batch 64, C=16, 8 layers
+  A  3x32x32 classification (10 classes), batch 64, C=16, 8 layers (the paper's search)
   B  1x32x80 regression, batch 24, C=16, 8 layers
   C  1x32x80 regression, batch 32, C=8, 5 layers
 
 Examples:
-  python bench/search_step.py --configs C --orders 1 --steps 3 --threads 2
-  python bench/search_step.py --configs A B C --orders 1 2 --device cuda
-  python bench/search_step.py --configs C --reference   # naive variant for comparison
+  python bench/search_step.py --configs C --threads 2
+  python bench/search_step.py --configs C --orders 2 --methods darts --layouts channels_last --steps 5
+  python bench/search_step.py --configs A B --device cuda --no-reference
+  python bench/search_step.py --configs C --passes --methods darts --threads 2
 """
 from __future__ import annotations
 
@@ -28,11 +36,14 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "A": dict(shape=(3, 32, 32), out_dim=10, batch=64, C=16, layers=8, task="classification"),
     "B": dict(shape=(1, 32, 80), out_dim=1, batch=24, C=16, layers=8, task="regression"),
     "C": dict(shape=(1, 32, 80), out_dim=1, batch=32, C=8, layers=5, task="regression"),
 }
+METHODS = ("darts", "pc_darts")
+LAYOUTS = ("default", "channels_last")
 
 
 def _rss_bytes() -> int:
@@ -40,25 +51,22 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _patch_reference():
-    """Naive variant (as common public ports do it): every op incl. ``none`` is computed,
-    each op applies its own ReLU, first-order alpha grads via a full ``backward()``."""
+def patch_reference() -> None:
+    """Turn this process's DARTS code into the naive reference (see the module docstring)."""
     import torch
+    import torch.nn as nn
     from workflow_lib.darts import architect as A
+    from workflow_lib.darts import ops
     from workflow_lib.darts.search_cells import MixedOp
 
-    def mixed_forward(self, x, weights, xr=None):
-        return sum(w * op(x) for w, op in zip(weights, self._ops))
-
-    MixedOp.forward = mixed_forward
+    MixedOp.forward = lambda self, x, weights, xr=None: sum(w * op(x) for w, op in zip(weights, self._ops))
+    ops.DepthwiseConv2d.forward = nn.Conv2d.forward
 
     def first_order_grad(self, x_val, y_val):
         for p in self.model.parameters():
             p.grad = None
         self._loss(x_val, y_val).backward()
         return [a.grad.clone() for a in self.model.alphas()]
-
-    A.Architect.first_order_grad = first_order_grad
 
     def weight_step(model, optimizer, x, y, loss_fn, grad_clip=5.0):
         optimizer.zero_grad()
@@ -69,53 +77,64 @@ def _patch_reference():
         optimizer.step()
         return loss.detach(), out.detach()
 
+    A.Architect.first_order_grad = first_order_grad
     A.weight_step = weight_step
 
 
-def run_case(name: str, order: int, args) -> dict:
-    import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.reference:
-        _patch_reference()
-    from workflow_lib.darts import architect as A
+def build(method: str, cfg: dict, k: int):
     from workflow_lib.darts import build_search_network
+    from workflow_lib.darts.pc_darts import build_pc_search_network
+    if method == "pc_darts":
+        return build_pc_search_network(cfg["shape"][0], cfg["out_dim"], C=cfg["C"], layers=cfg["layers"], k=k)
+    return build_search_network(cfg["shape"][0], cfg["out_dim"], C=cfg["C"], layers=cfg["layers"])
 
-    cfg = CONFIGS[name]
-    device = torch.device(args.device)
+
+def run_case(case: dict) -> dict:
+    import torch
+    if case["threads"]:
+        torch.set_num_threads(case["threads"])
+    if case["reference"]:
+        patch_reference()
+    if case.get("stock_dilated_conv"):  # A/B of the dilated depthwise-conv input-gradient kernel
+        import torch.nn as nn
+        from workflow_lib.darts import ops
+        ops.DepthwiseConv2d.forward = nn.Conv2d.forward
+    from workflow_lib.darts import architect as A
+    from workflow_lib.engine.device import to_channels_last
+
+    cfg = CONFIGS[case["config"]]
+    device = torch.device(case["device"])
+    cl = case["layout"] == "channels_last"
     torch.manual_seed(0)
-    model = build_search_network(cfg["shape"][0], cfg["out_dim"], C=cfg["C"], layers=cfg["layers"]).to(device)
-    mf = torch.channels_last if args.channels_last else torch.contiguous_format
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = to_channels_last(build(case["method"], cfg, case["k"]).to(device), cl)
     bs = cfg["batch"]
-    xt = torch.randn(bs, *cfg["shape"], device=device).contiguous(memory_format=mf)
-    xv = torch.randn(bs, *cfg["shape"], device=device).contiguous(memory_format=mf)
+    xt = to_channels_last(torch.randn(bs, *cfg["shape"], device=device), cl)
+    xv = to_channels_last(torch.randn(bs, *cfg["shape"], device=device), cl)
     if cfg["task"] == "classification":
-        yt = torch.randint(0, cfg["out_dim"], (bs,), device=device)
-        yv = torch.randint(0, cfg["out_dim"], (bs,), device=device)
+        yt, yv = (torch.randint(0, cfg["out_dim"], (bs,), device=device) for _ in range(2))
         loss_fn = A.classification_loss
     else:
-        yt = torch.randn(bs, device=device)
-        yv = torch.randn(bs, device=device)
+        yt, yv = (torch.randn(bs, device=device) for _ in range(2))
         loss_fn = A.regression_loss
     opt = A.make_weight_optimizer(model)
-    arch = A.Architect(model, loss_fn, second_order=(order == 2))
+    arch = A.Architect(model, loss_fn, second_order=case["order"] == 2)
+    amp = (torch.autocast(device.type, dtype=torch.bfloat16) if case.get("bf16")
+           else torch.autocast(device.type, enabled=False))
 
     def step():
-        lr = opt.param_groups[0]["lr"]
-        arch.step(xt, yt, xv, yv, xi=lr, weight_optimizer=opt)
-        A.weight_step(model, opt, xt, yt, loss_fn, 5.0)
+        with amp:
+            arch.step(xt, yt, xv, yv, xi=opt.param_groups[0]["lr"], weight_optimizer=opt)
+            A.weight_step(model, opt, xt, yt, loss_fn, 5.0)
 
     cuda = device.type == "cuda"
     rss0 = _rss_bytes()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(args.warmup):
+    for _ in range(case["warmup"]):
         step()
     times = []
-    for _ in range(args.steps):
+    for _ in range(case["steps"]):
         if cuda:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -124,63 +143,134 @@ def run_case(name: str, order: int, args) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     if cuda:
-        peak = torch.cuda.max_memory_allocated()
-        mem_kind = "cuda_max_allocated"
+        peak, mem_kind = torch.cuda.max_memory_allocated(), "cuda_max_allocated"
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
         mem_kind = "rss_peak_delta"
-    return {"config": name, "order": order, "median_s": statistics.median(times),
-            "times_s": [round(t, 3) for t in times], "peak_mem_mb": round(peak / 2**20, 1),
-            "mem_kind": mem_kind, "threads": torch.get_num_threads(), "device": str(device),
-            "channels_last": bool(args.channels_last), "reference": bool(args.reference),
+    return {**case, "median_s": statistics.median(times), "times_s": [round(t, 3) for t in times],
+            "peak_mem_mb": round(peak / 2**20, 1), "mem_kind": mem_kind, "threads": torch.get_num_threads(),
             "torch": torch.__version__}
 
 
-def main(argv=None):
+def run_passes(case: dict) -> dict:
+    """Median seconds of the passes a search step is made of (explains the order-2/order-1
+    ratio): forward + backward to the weights, to the alphas only, to both; and the steps."""
+    import torch
+    from workflow_lib.darts import architect as A
+    from workflow_lib.engine.device import to_channels_last
+    if case["threads"]:
+        torch.set_num_threads(case["threads"])
+    cfg, cl = CONFIGS[case["config"]], case["layout"] == "channels_last"
+    torch.manual_seed(0)
+    model = to_channels_last(build(case["method"], cfg, case["k"]), cl)
+    x = to_channels_last(torch.randn(cfg["batch"], *cfg["shape"]), cl)
+    y = (torch.randint(0, cfg["out_dim"], (cfg["batch"],)) if cfg["task"] == "classification"
+         else torch.randn(cfg["batch"]))
+    loss_fn = A.classification_loss if cfg["task"] == "classification" else A.regression_loss
+    weights, alphas = list(model.weights()), list(model.alphas())
+    opt = A.make_weight_optimizer(model)
+    archs = {o: A.Architect(model, loss_fn, second_order=o == 2) for o in (1, 2)}
+
+    def step(order):
+        archs[order].step(x, y, x, y, xi=0.025, weight_optimizer=opt)
+        A.weight_step(model, opt, x, y, loss_fn)
+
+    parts = {"fwd+bwd(weights)": lambda: torch.autograd.grad(loss_fn(model(x), y), weights),
+             "fwd+bwd(alphas)": lambda: torch.autograd.grad(loss_fn(model(x), y), alphas),
+             "fwd+bwd(both)": lambda: torch.autograd.grad(loss_fn(model(x), y), weights + alphas),
+             "step order 1": lambda: step(1), "step order 2": lambda: step(2)}
+    out = {}
+    for name, fn in parts.items():
+        fn()
+        times = []
+        for _ in range(case["steps"]):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times)
+    w, a, b = out["fwd+bwd(weights)"], out["fwd+bwd(alphas)"], out["fwd+bwd(both)"]
+    out["predicted order 1 (a + w)"] = a + w
+    out["predicted order 2 (3w + b + 2a)"] = 3 * w + b + 2 * a
+    return {**case, "passes": out}
+
+
+def spawn(case: dict) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", json.dumps(case)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        return {**case, "error": f"exit {proc.returncode}", "stderr": proc.stderr[-600:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def describe(res: dict, ref: dict | None) -> str:
+    head = (f"config {res['config']} order {res['order']} {res['method']:8s} {res['layout']:13s}"
+            + (" REFERENCE" if res["reference"] else "")
+            + (" stock-dilated-conv" if res.get("stock_dilated_conv") and not res["reference"] else ""))
+    if "error" in res:
+        return f"{head}: FAILED ({res['error']}) {res.get('stderr', '')[-200:]}"
+    ratio = ""
+    if ref is not None and "median_s" in ref and not res["reference"]:
+        ratio = f", ratio vs reference {ref['median_s'] / res['median_s']:.2f}x"
+    return (f"{head}: median {res['median_s']:.3f} s/step (steps {res['times_s']}), peak mem "
+            f"{res['peak_mem_mb']} MB ({res['mem_kind']}){ratio}, threads {res['threads']}, {res['device']}")
+
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["A", "B", "C"], choices=sorted(CONFIGS))
     p.add_argument("--orders", nargs="+", type=int, default=[1, 2], choices=[1, 2])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
+    p.add_argument("--k", type=int, default=4, help="PC-DARTS channel proportion 1/K")
     p.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA; the HVP stays fp32)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--reference", action="store_true",
-                   help="naive mixed op (computes 'none', per-op ReLU), full backward: for comparison")
+    p.add_argument("--no-reference", action="store_true", help="skip the naive reference runs")
+    p.add_argument("--reference-only", action="store_true", help="only the naive reference runs")
+    p.add_argument("--stock-dilated-conv", action="store_true",
+                   help="use oneDNN's dilated depthwise-conv backward (A/B of ops.DepthwiseConv2d)")
+    p.add_argument("--passes", action="store_true",
+                   help="time the passes a step is made of instead (why order 2 costs what it does)")
     p.add_argument("--json", action="store_true", help="print one JSON object per case")
-    p.add_argument("--in-process", action="store_true", help="no subprocess per case")
-    p.add_argument("--_child", nargs=2, metavar=("CONFIG", "ORDER"), help=argparse.SUPPRESS)
+    p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-
-    root = Path(__file__).resolve().parents[1]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     if args._child:
-        print(json.dumps(run_case(args._child[0], int(args._child[1]), args)))
+        case = json.loads(args._child)
+        print(json.dumps(run_passes(case) if case.get("passes") else run_case(case)))
         return 0
 
+    base = dict(steps=args.steps, warmup=args.warmup, device=args.device, threads=args.threads, k=args.k,
+                bf16=args.bf16, stock_dilated_conv=args.stock_dilated_conv)
+    if args.passes:
+        for name in args.configs:
+            for method in args.methods:
+                for layout in args.layouts:
+                    res = spawn(dict(base, config=name, order=0, method=method, layout=layout, reference=False,
+                                     passes=True))
+                    text = ", ".join(f"{k} {v:.3f} s" for k, v in res.get("passes", {}).items())
+                    print(json.dumps(res) if args.json else
+                          f"config {name} {method} {layout}: {text or res.get('error')}", flush=True)
+        return 0
     for name in args.configs:
         for order in args.orders:
-            if args.in_process:
-                res = run_case(name, order, args)
-            else:
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", name, str(order),
-                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device,
-                       "--threads", str(args.threads)]
-                if args.channels_last:
-                    cmd.append("--channels-last")
-                if args.reference:
-                    cmd.append("--reference")
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root).stdout
-                res = json.loads(out.strip().splitlines()[-1])
-            if args.json:
-                print(json.dumps(res), flush=True)
-            else:
-                print(f"config {res['config']} order {res['order']}: median {res['median_s']:.3f} s/step "
-                      f"(steps {res['times_s']}), peak mem {res['peak_mem_mb']} MB ({res['mem_kind']}), "
-                      f"threads {res['threads']}, device {res['device']}, channels_last "
-                      f"{res['channels_last']}{', REFERENCE' if res['reference'] else ''}", flush=True)
+            for method in args.methods:
+                ref = None
+                if not args.no_reference:
+                    ref = spawn(dict(base, config=name, order=order, method=method, layout="default",
+                                     reference=True))
+                    print(json.dumps(ref) if args.json else describe(ref, None), flush=True)
+                if args.reference_only:
+                    continue
+                for layout in args.layouts:
+                    res = spawn(dict(base, config=name, order=order, method=method, layout=layout,
+                                     reference=False))
+                    if ref is not None and "median_s" in ref and "median_s" in res:
+                        res["ratio_vs_reference"] = ref["median_s"] / res["median_s"]
+                    print(json.dumps(res) if args.json else describe(res, ref), flush=True)
     return 0
 
 

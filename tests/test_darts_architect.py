@@ -153,3 +153,25 @@ def test_architect_state_dict_roundtrip():
     arch2 = Architect(m, classification_loss)
     arch2.load_state_dict(sd)
     assert arch2.optimizer.state_dict()["state"].keys() == sd["optimizer"]["state"].keys()
+
+
+def test_hvp_runs_in_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    m = build_search_network(2, 3, C=4, layers=3)  # float32
+    x, y = torch.randn(4, 2, 8, 8), torch.randint(0, 3, (4,))
+    arch = Architect(m, classification_loss, second_order=True)
+    v = [torch.randn_like(w) for w in m.weights()]
+    dtypes = []
+    hook = m.classifier.register_forward_hook(lambda mod, inp, out: dtypes.append(out.dtype))
+    plain = arch.hessian_vector_product(v, x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m(x)  # autocast is really on here: the classifier runs in bf16
+        inside = arch.hessian_vector_product(v, x, y)
+    hook.remove()
+    assert dtypes == [torch.float32, torch.float32, torch.bfloat16, torch.float32, torch.float32]
+    assert all(torch.equal(a, b) for a, b in zip(plain, inside))
+    # and a whole second-order step under autocast gives finite alphas
+    opt = make_weight_optimizer(m)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        search_step(m, arch, opt, x, y, x, y)
+    assert all(torch.isfinite(a).all() for a in m.alphas())

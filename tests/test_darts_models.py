@@ -100,3 +100,59 @@ def test_ops_shapes_and_odd_sizes():
         for stride in (1, 2):
             y = OPS[name](4, stride, True)(x)
             assert y.shape == (2, 4, (7 - 1) // stride + 1, (9 - 1) // stride + 1), (name, stride)
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_stem_stride(stride):
+    torch.manual_seed(0)
+    plain_s = build_search_network(1, 1, C=4, layers=3)
+    strided_s = build_search_network(1, 1, C=4, layers=3, stem_stride=stride)
+    plain_e = build_eval_network(GENOTYPES["DARTS_V2"], 1, 1, C=4, layers=3)
+    strided_e = build_eval_network(GENOTYPES["DARTS_V2"], 1, 1, C=4, layers=3, stem_stride=stride)
+    assert count_parameters(strided_s) == count_parameters(plain_s)
+    assert count_parameters(strided_e, exclude_auxiliary=False) == count_parameters(plain_e, exclude_auxiliary=False)
+    x = torch.randn(2, 1, 32, 80)
+    assert strided_s.stem(x).shape[-2:] == (32 // stride, 80 // stride)
+    assert strided_e.stem(x).shape[-2:] == (32 // stride, 80 // stride)
+    assert strided_s(x).shape == (2, 1)
+    logits, aux = strided_e(x)
+    assert logits.shape == (2, 1) and aux.shape == (2, 1)
+
+
+def test_stem_stride_default_unchanged():
+    torch.manual_seed(0)
+    a = build_search_network(1, 1, C=4, layers=3)
+    torch.manual_seed(0)
+    b = build_search_network(1, 1, C=4, layers=3, stem_stride=1)
+    assert a.stem[0].stride == (1, 1)
+    x = torch.randn(2, 1, 16, 16)
+    assert torch.equal(a(x), b(x))
+    e = build_eval_network(GENOTYPES["DARTS_V2"], 3, 10, C=36, layers=20, auxiliary=True, stem_stride=1)
+    assert count_parameters(e) == 3_349_342 and e.stem[0].stride == (1, 1)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("k,dil", [(3, 2), (5, 2)])
+@pytest.mark.parametrize("size", [(8, 8), (7, 9)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_conv_gradients_match_native(stride, k, dil, size, channels_last):
+    from workflow_lib.darts.ops import DepthwiseConv2d, dilated_depthwise_conv
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(4, k, stride=stride, padding=dil * (k - 1) // 2, dilation=dil).double()
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = conv(x)
+    ref = F.conv2d(x, conv.weight, None, stride, conv.padding, dil, 4)
+    assert torch.equal(y, ref)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, conv.weight], g)
+    want = torch.autograd.grad(ref, [x, conv.weight], g)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-12)
+    # double backward (the architect's Hessian-vector test differentiates through it)
+    fn = lambda inp, w: dilated_depthwise_conv(inp, w, stride, conv.padding[0], dil)  # noqa: E731
+    args = (x.detach()[:1, :2].clone().requires_grad_(), conv.weight.detach()[:2].clone().requires_grad_())
+    assert torch.autograd.gradgradcheck(fn, args)

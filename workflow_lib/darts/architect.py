@@ -7,6 +7,9 @@ Second order (the paper's Eq. 7-8): with the weight optimiser's learning rate ``
     H v  ~= (dL_train(w + eps v)/dalpha - dL_train(w - eps v)/dalpha) / (2 * eps),
     eps = 0.01 / ||v||
 
+The finite-difference H v always runs in fp32 with autocast disabled (also inside a bf16
+autocast region), since its O(eps) difference is below bf16 resolution.
+
 First order: dalpha = dL_val(w, alpha)/dalpha.
 
 The unrolled weights are written into the model in place (no model copy) and the
@@ -38,6 +41,11 @@ def classification_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Ten
 def regression_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE on (standardised) targets; output (N, 1) or (N,), target (N,) or (N, 1)."""
     return F.mse_loss(output.reshape(target.shape), target)
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """fp16/bf16 tensors as fp32; fp32/fp64 unchanged."""
+    return t.float() if t.is_floating_point() and t.element_size() < 4 else t
 
 
 def _model_output(out):
@@ -120,7 +128,9 @@ class Architect:
         if not self.l1_coef and not self.entropy_coef:
             return None
         total = 0.0
-        for a in self.model.alphas():
+        # only the (edges, ops) op-choice parameters (PC-DARTS's edge betas are not ops)
+        op_alphas = getattr(self.model, "op_alphas", self.model.alphas)
+        for a in op_alphas():
             p = F.softmax(a, dim=-1)
             if self.l1_coef:
                 keep = [k for k in range(p.shape[-1]) if k != NONE_INDEX]
@@ -147,17 +157,21 @@ class Architect:
         r = self.hvp_r if r is None else r
         weights = list(self.model.weights())
         alphas = list(self.model.alphas())
-        vector = list(vector)
+        vector = [_full(v) for v in vector]
         with torch.no_grad():
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(vector)))
             eps = r / norm.item()
             backup = [w.detach().clone() for w in weights]
             torch._foreach_add_(weights, vector, alpha=eps)
-        g_plus = torch.autograd.grad(self._loss(x_train, y_train), alphas)
-        with torch.no_grad():
-            torch._foreach_copy_(weights, backup)
-            torch._foreach_add_(weights, vector, alpha=-eps)
-        g_minus = torch.autograd.grad(self._loss(x_train, y_train), alphas)
+        # fp32 with autocast off, even inside a bf16 autocast region: the two gradients differ
+        # by O(eps) = O(0.01/||v||), far below bf16's resolution (8-bit mantissa), so in bf16
+        # the difference quotient would be rounding noise
+        with torch.autocast(weights[0].device.type, enabled=False):
+            g_plus = torch.autograd.grad(self._loss(_full(x_train), y_train), alphas)
+            with torch.no_grad():
+                torch._foreach_copy_(weights, backup)
+                torch._foreach_add_(weights, vector, alpha=-eps)
+            g_minus = torch.autograd.grad(self._loss(_full(x_train), y_train), alphas)
         self._set_weights(weights, backup)
         return [(gp - gm) / (2.0 * eps) for gp, gm in zip(g_plus, g_minus)]
 
@@ -204,8 +218,8 @@ class Architect:
             grads = self.first_order_grad(x_val, y_val)
         reg = self.regularizer()
         if reg is not None:
-            reg_grads = torch.autograd.grad(reg, alphas)
-            grads = [g + rg for g, rg in zip(grads, reg_grads)]
+            reg_grads = torch.autograd.grad(reg, alphas, allow_unused=True)
+            grads = [g if rg is None else g + rg for g, rg in zip(grads, reg_grads)]
         self.optimizer.zero_grad(set_to_none=True)
         for a, g in zip(alphas, grads):
             a.grad = g.detach()

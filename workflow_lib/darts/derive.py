@@ -1,7 +1,7 @@
 """Deriving a discrete cell from architecture weights, and search diagnostics."""
 from __future__ import annotations
 
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,11 +24,18 @@ def _softmax(a: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _parse(weights: np.ndarray, steps: int) -> List[Tuple[str, int]]:
+def _parse(weights: np.ndarray, steps: int, edge_weights: Optional[np.ndarray] = None
+           ) -> List[Tuple[str, int]]:
     expected = sum(2 + i for i in range(steps))
     if weights.shape != (expected, len(PRIMITIVES)):
         raise ValueError(f"expected architecture weights of shape ({expected}, {len(PRIMITIVES)}), "
                          f"got {tuple(weights.shape)}")
+    if edge_weights is not None:
+        if edge_weights.shape != (expected,):
+            raise ValueError(f"expected edge weights of shape ({expected},), got {tuple(edge_weights.shape)}")
+        # PC-DARTS (Xu et al. 2020, Sec. 3.3): an edge's op strengths are its op softmax
+        # weights times its normalized edge weight
+        weights = weights * edge_weights[:, None]
     gene: List[Tuple[str, int]] = []
     start = 0
     for i in range(steps):
@@ -47,18 +54,23 @@ def _parse(weights: np.ndarray, steps: int) -> List[Tuple[str, int]]:
 
 
 def derive_genotype(alpha_normal: ArrayLike, alpha_reduce: ArrayLike, steps: int = 4,
-                    multiplier: int = 4) -> Genotype:
+                    multiplier: int = 4, edge_normal: Optional[ArrayLike] = None,
+                    edge_reduce: Optional[ArrayLike] = None) -> Genotype:
     """The paper's rule: per intermediate node keep the 2 incoming edges whose strongest
     non-``none`` softmax weight is largest; each edge's op is its argmax excluding ``none``.
 
     ``alpha_*`` are the raw (steps-edge, 8) architecture parameters; the softmax over
     each edge is applied here and the softmax weights are compared across edges.
+    ``edge_*`` (optional, PC-DARTS): the normalized (already softmaxed per node) edge
+    weights; each edge's op weights are multiplied by its edge weight before the ranking.
     """
     wn = _softmax(_to_numpy(alpha_normal))
     wr = _softmax(_to_numpy(alpha_reduce))
+    en = None if edge_normal is None else _to_numpy(edge_normal)
+    er = None if edge_reduce is None else _to_numpy(edge_reduce)
     concat = list(range(2 + steps - multiplier, steps + 2))
-    return Genotype(normal=_parse(wn, steps), normal_concat=concat,
-                    reduce=_parse(wr, steps), reduce_concat=concat)
+    return Genotype(normal=_parse(wn, steps, en), normal_concat=concat,
+                    reduce=_parse(wr, steps, er), reduce_concat=concat)
 
 
 def edge_entropy(weights: ArrayLike) -> np.ndarray:

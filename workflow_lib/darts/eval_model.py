@@ -86,14 +86,14 @@ class AuxiliaryHead(nn.Module):
 class NetworkEval(nn.Module):
     def __init__(self, genotype: Genotype, in_channels: int, out_dim: int, C: int = 36,
                  layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.2,
-                 stem_multiplier: int = 3):
+                 stem_multiplier: int = 3, stem_stride: int = 1):
         super().__init__()
         self.genotype = genotype
         self.layers = layers
         self.auxiliary = auxiliary
         self.drop_path_prob = drop_path_prob
         C_curr = stem_multiplier * C
-        self.stem = make_stem(in_channels, C_curr)
+        self.stem = make_stem(in_channels, C_curr, stride=stem_stride)
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = False
@@ -127,11 +127,12 @@ class NetworkEval(nn.Module):
 
 def build_eval_network(genotype: Genotype, in_channels: int, out_dim: int, C: int = 36,
                        layers: int = 20, auxiliary: bool = True,
-                       drop_path_prob: float = 0.2) -> NetworkEval:
+                       drop_path_prob: float = 0.2, stem_stride: int = 1) -> NetworkEval:
+    """``stem_stride`` > 1 strides the stem conv (default 1: the paper's CIFAR network)."""
     if isinstance(genotype, dict):
         genotype = Genotype.from_dict(genotype)
     return NetworkEval(genotype, in_channels, out_dim, C=C, layers=layers, auxiliary=auxiliary,
-                       drop_path_prob=drop_path_prob)
+                       drop_path_prob=drop_path_prob, stem_stride=stem_stride)
 
 
 def count_parameters(model: nn.Module, exclude_auxiliary: bool = True,

@@ -9,6 +9,10 @@ Ops whose first layer is a ReLU carry ``relu_first = True`` and offer
 ReLU.  The search cell uses this to compute one ReLU per node and share it between all
 the ReLU-first ops of all the edges leaving that node (mathematically identical to
 each op applying its own ReLU).
+
+Dilated depthwise convs are :class:`DepthwiseConv2d` (an ``nn.Conv2d`` with the same
+parameters) whose CPU input gradient runs as a forward conv: same gradient, a kernel that
+is 5-25x faster than oneDNN's backward for dilated depthwise convs in torch 2.14.1.
 """
 from __future__ import annotations
 
@@ -21,12 +25,107 @@ import torch.nn.functional as F
 from .primitives import PRIMITIVES  # noqa: F401 - re-exported: OPS follows this order
 
 
-def make_stem(in_channels: int, C_out: int) -> nn.Sequential:
-    """The network stem of both the search and the evaluation network: Conv 3x3 (no bias) -> BN."""
+def make_stem(in_channels: int, C_out: int, stride: int = 1) -> nn.Sequential:
+    """The network stem of both the search and the evaluation network: Conv 3x3 (no bias) -> BN.
+
+    ``stride`` > 1 shrinks the feature maps before the first cell (a cheaper proxy search, in
+    the spirit of the DARTS ImageNet network's strided stem); 1 is the CIFAR design.  The
+    parameter count does not depend on it."""
+    if stride < 1:
+        raise ValueError(f"stem stride must be >= 1, got {stride}")
     return nn.Sequential(
-        nn.Conv2d(in_channels, C_out, 3, padding=1, bias=False),
+        nn.Conv2d(in_channels, C_out, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(C_out),
     )
+
+
+def _depthwise_input_grad(g: torch.Tensor, w: torch.Tensor, x_shape, stride: int, padding: int,
+                          dilation: int) -> torch.Tensor:
+    """dL/dx of a depthwise conv as a *forward* depthwise conv of the output gradient with
+    the flipped kernel (the transposed convolution written as a correlation): for stride s
+    the gradient is first spread onto the input grid (zeros between, "zero insertion")."""
+    C, k = w.shape[0], w.shape[-1]
+    H, W = x_shape[-2:]
+    fmt = (torch.channels_last if g.is_contiguous(memory_format=torch.channels_last)
+           and not g.is_contiguous() else torch.contiguous_format)
+    if stride != 1:
+        n, _, ho, wo = g.shape
+        up = torch.empty((n, C, (ho - 1) * stride + 1, (wo - 1) * stride + 1), dtype=g.dtype,
+                         device=g.device, memory_format=fmt).zero_()
+        up[:, :, ::stride, ::stride] = g
+        g = up
+    q = dilation * (k - 1) - padding  # the transposed conv's padding on the low side
+    # the high side also covers the rows/columns the strided forward never reached
+    extra_h = H + 2 * padding - dilation * (k - 1) - g.shape[2]
+    extra_w = W + 2 * padding - dilation * (k - 1) - g.shape[3]
+    g = F.pad(g, (q, q + extra_w, q, q + extra_h))
+    return F.conv2d(g, w.flip(-1, -2), None, 1, 0, dilation, C)
+
+
+def _will_need(ctx, index: int) -> bool:
+    """Whether the current backward pass needs the gradient of input ``index``.
+
+    ``ctx.needs_input_grad`` only says the input requires grad; e.g. the architect's
+    alpha-only passes never use the conv weights' gradient.  The engine knows (the same
+    query torch.utils.checkpoint makes); if that internal API is missing, assume needed."""
+    if not ctx.needs_input_grad[index]:
+        return False
+    try:
+        node = ctx.next_functions[index][0]
+        return node is None or bool(torch._C._will_engine_execute_node(node))
+    except (AttributeError, RuntimeError):
+        return True
+
+
+class _DilatedDepthwiseFn(torch.autograd.Function):
+    """Depthwise conv whose input gradient comes from :func:`_depthwise_input_grad`.
+
+    Why: with torch 2.14.1 on CPU, oneDNN's backward-data of *dilated* depthwise convs is
+    5-25x slower than the equivalent forward conv (5x5, dilation 2, on 32x16x16x40: 11.3 ms
+    vs 0.44 ms in NCHW; 10 ms vs 0.6 ms in channels_last at stride 2).  Same gradient, other
+    kernel; the weight gradient stays oneDNN's and is skipped when the pass does not need
+    it.  The backward is built from differentiable ops, so double backward works."""
+
+    @staticmethod
+    def forward(ctx, x, w, stride: int, padding: int, dilation: int):
+        ctx.save_for_backward(x, w)
+        ctx.conf = (stride, padding, dilation)
+        return F.conv2d(x, w, None, stride, padding, dilation, w.shape[0])
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        s, p, d = ctx.conf
+        gx = _depthwise_input_grad(g, w, x.shape, s, p, d) if _will_need(ctx, 0) else None
+        gw = None
+        if _will_need(ctx, 1):
+            gw = torch.ops.aten.convolution_backward(
+                g, x, w, None, [s, s], [p, p], [d, d], False, [0, 0], w.shape[0],
+                [False, True, False])[1]
+        return gx, gw, None, None, None
+
+
+def dilated_depthwise_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int,
+                           dilation: int) -> torch.Tensor:
+    """``F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=C)`` with
+    the faster input gradient of :class:`_DilatedDepthwiseFn`."""
+    return _DilatedDepthwiseFn.apply(x, w, stride, padding, dilation)
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d(C, C, k, groups=C, bias=False)`` (same parameters and state_dict) whose
+    dilated CPU backward uses :func:`dilated_depthwise_conv`; elsewhere the plain conv."""
+
+    def __init__(self, C: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 dilation: int = 1):
+        super().__init__(C, C, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=C, bias=False)
+
+    def forward(self, x):
+        if self.dilation[0] > 1 and x.device.type == "cpu" and torch.is_grad_enabled():
+            return dilated_depthwise_conv(x, self.weight, self.stride[0], self.padding[0],
+                                          self.dilation[0])
+        return super().forward(x)
 
 
 class ReLUConvBN(nn.Module):
@@ -60,8 +159,7 @@ class DilConv(nn.Module):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                      groups=C_in, bias=False),
+            DepthwiseConv2d(C_in, kernel_size, stride=stride, padding=padding, dilation=dilation),
             nn.Conv2d(C_in, C_out, kernel_size=1, padding=0, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )

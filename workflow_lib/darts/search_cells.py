@@ -9,7 +9,7 @@ Speed notes (the algorithm is unchanged):
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn as nn
@@ -52,11 +52,13 @@ class MixedOp(nn.Module):
 
 class SearchCell(nn.Module):
     """DARTS search cell: 2 inputs, ``steps`` intermediate nodes, every node connected to
-    all its predecessors by a MixedOp; output = concat of the last ``multiplier`` nodes."""
+    all its predecessors by a MixedOp (or ``make_op(C, stride)``, e.g. PC-DARTS's partial
+    mixed op); output = concat of the last ``multiplier`` nodes."""
 
     def __init__(self, steps: int, multiplier: int, C_prev_prev: int, C_prev: int, C: int,
-                 reduction: bool, reduction_prev: bool):
+                 reduction: bool, reduction_prev: bool, make_op: Callable[[int, int], nn.Module] = None):
         super().__init__()
+        make_op = MixedOp if make_op is None else make_op
         self.reduction = reduction
         self.steps = steps
         self.multiplier = multiplier
@@ -69,21 +71,33 @@ class SearchCell(nn.Module):
         for i in range(steps):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
-                self._ops.append(MixedOp(C, stride))
+                self._ops.append(make_op(C, stride))
+        # the channels of a node that the edges' ReLU-first ops read (None: all of them;
+        # PC-DARTS edges read only the first C/K channels, so only those need the ReLU)
+        self._relu_channels = getattr(self._ops[0], "op_channels", None)
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _relu(self, h: torch.Tensor) -> torch.Tensor:
+        n = self._relu_channels
+        return F.relu(h if n is None else h[:, :n])
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                edge_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``weights``: (edges, ops) softmax op weights; ``edge_weights``: optional (edges,)
+        weight per edge multiplying the edge's output (PC-DARTS edge normalization)."""
         s0 = self.preprocess0(s0)
         s1 = self.preprocess1(s1)
         states: List[torch.Tensor] = [s0, s1]
-        relus: List[torch.Tensor] = [F.relu(s0), F.relu(s1)]
+        relus: List[torch.Tensor] = [self._relu(s0), self._relu(s1)]
         offset = 0
         for i in range(self.steps):
             s = None
             for j, h in enumerate(states):
                 y = self._ops[offset + j](h, weights[offset + j], relus[j])
+                if edge_weights is not None:
+                    y = edge_weights[offset + j] * y
                 s = y if s is None else s + y
             offset += len(states)
             states.append(s)
             if i < self.steps - 1:  # the last node feeds no edge
-                relus.append(F.relu(s))
+                relus.append(self._relu(s))
         return torch.cat(states[-self.multiplier:], dim=1)

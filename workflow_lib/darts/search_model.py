@@ -26,13 +26,17 @@ class SearchNetwork(nn.Module):
     so that ``state_dict`` carries them; use :meth:`weights` / :meth:`alphas` (or
     :meth:`named_weights`) to keep the two optimisers apart.
 
+    ``stem_stride`` (default 1, the paper's CIFAR design) strides the stem convolution, so a
+    proxy search can run on smaller feature maps; parameters do not change.
+
     ``forward(x)`` returns a tensor of shape (N, out_dim).
     """
 
     ALPHA_NAMES = ("alpha_normal", "alpha_reduce")
 
     def __init__(self, in_channels: int, out_dim: int, C: int = 16, layers: int = 8,
-                 steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3):
+                 steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
+                 stem_stride: int = 1):
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
@@ -43,9 +47,10 @@ class SearchNetwork(nn.Module):
         self.steps = steps
         self.multiplier = multiplier
         self.stem_multiplier = stem_multiplier
+        self.stem_stride = stem_stride
 
         C_curr = stem_multiplier * C
-        self.stem = make_stem(in_channels, C_curr)
+        self.stem = make_stem(in_channels, C_curr, stride=stem_stride)
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = False
@@ -54,7 +59,7 @@ class SearchNetwork(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 C_curr *= 2
-            cell = SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            cell = self._make_cell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
             reduction_prev = reduction
             self.cells.append(cell)
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
@@ -65,13 +70,23 @@ class SearchNetwork(nn.Module):
         self.alpha_normal = nn.Parameter(1e-3 * torch.randn(k, N_OPS))
         self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(k, N_OPS))
 
+    def _make_cell(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev):
+        """One search cell (a hook: PC-DARTS builds its cells with partial mixed ops)."""
+        return SearchCell(steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev)
+
     # -- parameter groups -------------------------------------------------------------------
     def alphas(self) -> List[nn.Parameter]:
+        """All architecture parameters (what the Architect's Adam optimises)."""
+        return [self.alpha_normal, self.alpha_reduce]
+
+    def op_alphas(self) -> List[nn.Parameter]:
+        """The (edges, ops) op-choice parameters only (what op regularisers act on)."""
         return [self.alpha_normal, self.alpha_reduce]
 
     def named_weights(self) -> Iterator[Tuple[str, nn.Parameter]]:
+        arch = {id(p) for p in self.alphas()}
         for name, p in self.named_parameters():
-            if name not in self.ALPHA_NAMES:
+            if id(p) not in arch:
                 yield name, p
 
     def weights(self) -> Iterator[nn.Parameter]:
@@ -88,17 +103,21 @@ class SearchNetwork(nn.Module):
                                multiplier=self.multiplier)
 
     # -- forward ----------------------------------------------------------------------------
+    def cell_inputs(self) -> Dict[str, tuple]:
+        """Per cell type, the architecture arguments each cell's forward takes after (s0, s1)."""
+        w = self.softmax_alphas()
+        return {"normal": (w["normal"],), "reduce": (w["reduce"],)}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w_normal = F.softmax(self.alpha_normal, dim=-1)
-        w_reduce = F.softmax(self.alpha_reduce, dim=-1)
+        arch = self.cell_inputs()
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            w = w_reduce if cell.reduction else w_normal
-            s0, s1 = s1, cell(s0, s1, w)
+            s0, s1 = s1, cell(s0, s1, *arch["reduce" if cell.reduction else "normal"])
         out = self.global_pooling(s1).flatten(1)
         return self.classifier(out)
 
 
-def build_search_network(in_channels: int, out_dim: int, C: int = 16, layers: int = 8) -> SearchNetwork:
+def build_search_network(in_channels: int, out_dim: int, C: int = 16, layers: int = 8,
+                         stem_stride: int = 1) -> SearchNetwork:
     """The paper's search supernet (4 nodes, multiplier 4, stem multiplier 3)."""
-    return SearchNetwork(in_channels, out_dim, C=C, layers=layers)
+    return SearchNetwork(in_channels, out_dim, C=C, layers=layers, stem_stride=stem_stride)

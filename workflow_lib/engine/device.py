@@ -9,7 +9,10 @@ Public API
 - ``set_threads(n)``: torch intra-op threads (n <= 0: unchanged). Returns the count in effect.
 - ``autocast(device, enabled) -> context manager``: bf16 autocast on CUDA when enabled, else a no-op.
 - ``autocast_factory(device, enabled) -> callable | None``: what ``steps.train_epoch(autocast=...)`` takes.
-- ``to_channels_last(obj, enabled)``: a module or 4-D tensor in channels_last memory format (no-op when off).
+- ``to_channels_last(obj, enabled)``: a module or 4-D tensor in channels_last memory format (no-op when off);
+  modules get the strided-1x1-conv crash workaround (``guard_strided_pointwise_convs``).
+- ``channels_last_policy(model_kind, input_shape, device, setting) -> (bool, reason)``: where the fast layout is
+  used (the one place of that rule).
 - ``device_label(device) -> str``: "cpu" or "cuda:0 (NVIDIA H100 ...)" for metrics.json.
 """
 
@@ -18,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Sequence, Tuple
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from workflow_lib.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -74,12 +79,97 @@ def autocast_factory(device: torch.device, enabled: bool) -> Callable[[], Contex
 
 
 def to_channels_last(obj: Any, enabled: bool) -> Any:
-    """Module or 4-D tensor in channels_last format when enabled; unchanged otherwise."""
+    """Module or 4-D tensor in channels_last format when enabled; unchanged otherwise.
+
+    A module also gets :func:`guard_strided_pointwise_convs` (the CPU crash workaround)."""
     if not enabled:
         return obj
     if isinstance(obj, torch.Tensor):
         return obj.contiguous(memory_format=torch.channels_last) if obj.dim() == 4 else obj
-    return obj.to(memory_format=torch.channels_last)
+    return guard_strided_pointwise_convs(obj.to(memory_format=torch.channels_last))
+
+
+# -- the channels_last crash (torch 2.14.1, oneDNN 3.12, CPU) ------------------------------
+# Reproduction (bench and tests/test_channels_last.py): the weight gradient of a 1x1 conv
+# with stride 2 on a channels_last input with few input channels corrupts the heap
+# (segfault or "double free or corruption" in mkldnn_convolution_backward_weights), e.g.
+#   x (32, 4, 32, 80) strides (10240, 1, 320, 4), weight (2, 4, 1, 1), stride 2, padding 0,
+#   grad_output (32, 2, 16, 40): aten.convolution_backward(..., output_mask=[*, True, *]).
+# On this AVX2 machine it fails for 2 <= C_in <= 7 and N >= 2 (not C_in = 1 or >= 8, not
+# stride 1, not 3x3, not NCHW).  The ISA's channel block is 8 with AVX2 and 16 with AVX-512,
+# which fits the earlier crashes on the reference machine (Tiny ResNet's 8 -> 16 stride-2
+# downsample, the C=4 supernet's 8-channel FactorizedReduce; not C=8 or 16 supernets), so
+# the guard covers C_in < 16.  The workaround picks another kernel: a 1x1 conv with stride
+# s equals subsampling the input by s and a 1x1 conv with stride 1 (same parameters, same
+# outputs); stride-1 1x1 backward is fine in channels_last.
+POINTWISE_GUARD_MAX_CHANNELS = 16
+
+
+class SubsampledPointwiseConv2d(nn.Conv2d):
+    """A strided 1x1 ``nn.Conv2d`` computed as input[..., ::s, ::s] -> 1x1 conv, stride 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sh, sw = self.stride
+        return F.conv2d(x[:, :, ::sh, ::sw], self.weight, self.bias, 1, 0, self.dilation, self.groups)
+
+
+def needs_pointwise_guard(conv: nn.Module) -> bool:
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride != (1, 1)
+            and conv.padding == (0, 0) and conv.in_channels < POINTWISE_GUARD_MAX_CHANNELS)
+
+
+def guard_strided_pointwise_convs(model: nn.Module) -> nn.Module:
+    """Switch every affected strided 1x1 conv of ``model`` (see above) to the subsampled form,
+    in place (parameters, state_dict and outputs unchanged).  Returns ``model``."""
+    for module in model.modules():
+        if needs_pointwise_guard(module):
+            module.__class__ = SubsampledPointwiseConv2d
+    return model
+
+
+# -- where channels_last is used ------------------------------------------------------------
+def channels_last_policy(model_kind: str, input_shape: Sequence[int], device: Any,
+                         setting: Any = "auto") -> Tuple[bool, str]:
+    """Whether a model trains in channels_last, and why.  The one place of this rule.
+
+    ``model_kind``: "search", "pc_search", "darts_eval", "resnet18" or "tiny_resnet";
+    ``input_shape``: (C, H, W) of one sample; ``setting``: True / False force the layout,
+    "auto" applies the measured rule below.  Train-step times, default / channels_last, from
+    ``bench/eval_step.py --sweep --threads 2 --batch 32`` and ``bench/search_step.py``
+    (torch 2.14.1, 2-core AMD EPYC, AVX2; > 1 means channels_last is faster):
+
+    * DARTS search supernet: 1.3x (config C first order, 6.46 vs 4.95 s), 1.3x second order.
+      Its time goes to depthwise convs, 3x3 pools and batch norm on few channels, whose NHWC
+      kernels are 1.3-4x faster (max-pool 3x3 on 32x8x32x80: 4.3 vs 18.6 ms).
+    * PC-DARTS supernet: 0.66x (2.88 vs 4.37 s): its ops read a channel slice of each node,
+      which in NHWC is not dense and is copied before every op, and the channel shuffle
+      moves every pixel.  Default layout.
+    * DARTS evaluation networks (DARTS_V2, KIRIGAMI_2019; 1x32x80, 1x16x40, 1x8x8, 3x32x32):
+      1.1-2.0x.  channels_last.
+    * ResNet-18: 1.11x on 3x32x32, but 0.66-0.93x on 1-channel inputs (1x32x80, 1x16x40,
+      1x8x8).  channels_last only for inputs with 3 or more channels.
+    * Tiny ResNet: 0.90-1.10x (slower on 1x32x80 and 1x16x40): default layout.
+    * CUDA: not measured here (bench/gpu_check.py measures both); off unless forced.
+
+    Whatever the decision, :func:`to_channels_last` applies the crash workaround above.
+    """
+    if setting is True or setting is False:
+        return bool(setting), "forced by device.channels_last"
+    if setting != "auto":
+        raise ValueError(f"device.channels_last must be true, false or 'auto', got {setting!r}")
+    if torch.device(device).type != "cpu":
+        return False, "auto: off on CUDA (not measured; bench/gpu_check.py compares both layouts)"
+    if model_kind in ("search", "darts_eval"):
+        return True, f"auto: {model_kind} trains 1.1-2x faster in channels_last on the CPU"
+    if model_kind == "pc_search":
+        return False, "auto: PC-DARTS's channel slices make channels_last slower on the CPU"
+    if model_kind == "resnet18":
+        on = int(input_shape[0]) >= 3
+        return on, ("auto: ResNet-18 is faster in channels_last on 3-channel inputs" if on else
+                    "auto: ResNet-18 is slower in channels_last on 1-channel inputs")
+    if model_kind == "tiny_resnet":
+        return False, "auto: the Tiny ResNet is not faster in channels_last on the CPU"
+    return False, f"auto: no measurement for {model_kind!r}"
 
 
 def device_label(device: torch.device) -> str:

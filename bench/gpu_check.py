@@ -1,0 +1,138 @@
+"""GPU check at paper scale (needs a CUDA device; about 5-8 minutes on one H100/H200).
+
+1. Search steps (architect step + weight step) for configurations A (3x32x32, batch 64) and
+   B (1x32x80, batch 24) of bench/search_step.py at the paper's size (C=16, 8 layers),
+   first and second order, DARTS and PC-DARTS (K=4), fp32 and bf16 autocast (the
+   finite-difference Hessian-vector product stays fp32: Architect disables autocast there),
+   default layout and channels_last.
+2. One epoch of final training of the DARTS_V2 evaluation network at the paper's size
+   (C=36, 20 layers, auxiliary head, drop path, batch 96, 50,000 random 3x32x32 images),
+   fp32, plus a shorter run in bf16 + channels_last.
+
+Prints s/step, peak GPU memory (torch.cuda.max_memory_allocated) and the projected hours
+of a full search (50 epochs over 25,000 search-train images) and a full training (600
+epochs over 50,000 images).  Stops starting new cases after --budget seconds.
+
+  python bench/gpu_check.py                 # everything
+  python bench/gpu_check.py --quick         # fewer steps, for a first look
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEARCH_EPOCHS, SEARCH_TRAIN = 50, 25_000
+TRAIN_EPOCHS, TRAIN_IMAGES, TRAIN_BATCH = 600, 50_000, 96
+
+
+def need_cuda():
+    import torch
+    if not torch.cuda.is_available():
+        sys.exit("bench/gpu_check.py needs a CUDA GPU, and none is visible (torch.cuda.is_available() is "
+                 f"False; torch {torch.__version__}, CUDA build {torch.version.cuda}). Run it on a GPU node.")
+    return torch
+
+
+def search_cases(args):
+    import torch
+    sys.path.insert(0, str(ROOT / "bench"))
+    import search_step as S
+    started = time.perf_counter()
+    print(f"search steps on {torch.cuda.get_device_name(0)} (median of {args.steps} after {args.warmup} warm-up)")
+    for config in ("A", "B"):
+        batch = S.CONFIGS[config]["batch"]
+        for method in ("darts", "pc_darts"):
+            for order in (1, 2):
+                for bf16 in (False, True):
+                    for layout in ("default", "channels_last"):
+                        if time.perf_counter() - started > args.budget:
+                            print(f"  budget of {args.budget} s spent: skipping config {config} {method} "
+                                  f"order {order} bf16 {bf16} {layout}")
+                            continue
+                        case = dict(config=config, order=order, method=method, layout=layout, bf16=bf16,
+                                    reference=False, steps=args.steps, warmup=args.warmup, device="cuda",
+                                    threads=0, k=4)
+                        try:
+                            res = S.run_case(case)
+                        except torch.cuda.OutOfMemoryError as exc:
+                            print(f"  config {config} {method} order {order} bf16 {bf16} {layout}: OOM ({exc})")
+                            continue
+                        finally:
+                            gc.collect()
+                            torch.cuda.empty_cache()
+                        hours = res["median_s"] * SEARCH_EPOCHS * (SEARCH_TRAIN // batch) / 3600
+                        print(f"  config {config} {method:8s} order {order} {'bf16' if bf16 else 'fp32'} "
+                              f"{layout:13s}: {res['median_s']:.4f} s/step, peak {res['peak_mem_mb'] / 1024:.2f} GiB, "
+                              f"full search ({SEARCH_EPOCHS} epochs x {SEARCH_TRAIN // batch} steps) "
+                              f"{hours:.2f} h", flush=True)
+
+
+def train_epoch(args, bf16: bool, channels_last: bool, max_steps: int | None):
+    import torch
+    import torch.nn.functional as F
+    sys.path.insert(0, str(ROOT))
+    from workflow_lib.darts import GENOTYPES, build_eval_network
+    from workflow_lib.engine.device import to_channels_last
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    model = to_channels_last(build_eval_network(GENOTYPES["DARTS_V2"], 3, 10, C=36, layers=20, auxiliary=True,
+                                                drop_path_prob=0.2).to(dev), channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    x = torch.randn(TRAIN_BATCH * 8, 3, 32, 32, device=dev)  # a pool of random images, cycled
+    y = torch.randint(0, 10, (TRAIN_BATCH * 8,), device=dev)
+    steps = TRAIN_IMAGES // TRAIN_BATCH if max_steps is None else max_steps
+    model.train()
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(steps):
+        sl = slice((i % 8) * TRAIN_BATCH, (i % 8 + 1) * TRAIN_BATCH)
+        xb = to_channels_last(x[sl], channels_last)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            logits, aux = model(xb)
+            loss = F.cross_entropy(logits, y[sl]) + 0.4 * F.cross_entropy(aux, y[sl])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times[3:] or times)
+    full = med * TRAIN_EPOCHS * (TRAIN_IMAGES // TRAIN_BATCH) / 3600
+    print(f"  DARTS_V2 C=36 20 layers {'bf16' if bf16 else 'fp32'} {'channels_last' if channels_last else 'default'}: "
+          f"{steps} steps in {sum(times):.1f} s, median {med:.4f} s/step, peak "
+          f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, full training ({TRAIN_EPOCHS} epochs) {full:.1f} h",
+          flush=True)
+    del model, opt
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--budget", type=float, default=300.0, help="seconds for the search cases")
+    p.add_argument("--quick", action="store_true", help="3 timed steps, 100 training steps")
+    args = p.parse_args(argv)
+    torch = need_cuda()
+    if args.quick:
+        args.steps, args.warmup = 3, 1
+    torch.backends.cudnn.benchmark = True
+    t0 = time.perf_counter()
+    search_cases(args)
+    print("final training (one epoch fp32; 200 steps bf16 + channels_last)")
+    train_epoch(args, bf16=False, channels_last=False, max_steps=100 if args.quick else None)
+    train_epoch(args, bf16=True, channels_last=True, max_steps=100 if args.quick else 200)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
