@@ -24,7 +24,8 @@ def run_cnn(model_name: str, stage: Any, data: Any, out_dir: str | Path, checkpo
 
     result = fit(build, data, schedule, data.train_index, data.test_index, stage.device,
                  Path(checkpoint_dir) / "ckpt.pt", seed, name=f"{model_name} seed {seed}",
-                 fingerprint=fingerprint_of(model_name, cfg.to_dict(), int(seed)), augment=stage.augment)
+                 fingerprint=fingerprint_of(model_name, cfg.to_dict(), int(seed)), augment=stage.augment,
+                 model_kind=model_name)
     return write_method_artifacts(
         out_dir, method=model_name, dataset=stage.dataset, seed=seed, task=result.task,
         parameters=result.parameters, train_seconds=result.train_seconds, device=device_label(result.device),

@@ -111,7 +111,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
             data, schedule, train_rows, val_rows, stage.device,
             checkpoint_dir / "candidates" / f"cand{i}.pt", seed, name=f"random_search candidate {i + 1}/"
             f"{cfg.num_candidates}", fingerprint=fingerprint_of(fingerprint, genotype.to_dict()), tensors=tensors,
-            augment=stage.augment,
+            augment=stage.augment, model_kind="darts_eval",
         )
         records.append({
             "index": i,

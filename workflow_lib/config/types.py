@@ -46,7 +46,7 @@ class DeviceConfig(ConfigBlock):
     type: str
     allow_cpu_fallback: bool
     bf16: bool
-    channels_last: bool
+    channels_last: bool | str  # "auto", True or False
     threads: int
 
 

@@ -49,6 +49,7 @@ from workflow_lib.io import savez_atomic, torch_save_atomic, write_json_atomic
 from workflow_lib.provenance import run_info
 from workflow_lib.datasets.splits import proxy_rows
 from workflow_lib.engine.augment import model_inputs, train_transform
+from workflow_lib.engine.device import channels_last_policy
 from workflow_lib.engine.inputs import subsample
 from workflow_lib.training.fitting import curve_index, device_identity
 
@@ -96,7 +97,6 @@ class SearchRun:
     def __init__(self, stage: StageConfig, data: PreparedData, seed: int):
         self.cfg = SearchConfig.from_dict(stage.settings)
         self.device = resolve_device(stage.device)
-        self.channels_last = stage.device.channels_last
         self.bf16 = stage.device.bf16
         seed_everything(seed)
         self.task = Task.from_prepared(data, data.search_train_index)
@@ -108,6 +108,9 @@ class SearchRun:
         self.val_rows = proxy_rows(data.search_val_index, self.cfg.max_samples)
         self.curve_rows = curve_index(self.val_rows, self.cfg.eval_samples)
         model = search_network(self.cfg, data.in_channels, data.out_dim).to(self.device)
+        kind = "pc_search" if self.cfg.method == "pc_darts" else "search"
+        self.channels_last, why = channels_last_policy(kind, self.x.shape[1:], self.device, stage.device.channels_last)
+        log.info("search network: %s layout (%s)", "channels_last" if self.channels_last else "default", why)
         self.model = to_channels_last(model, self.channels_last)
         self.weight_optimizer = make_weight_optimizer(
             self.model, self.cfg.w_lr, self.cfg.w_momentum, self.cfg.w_weight_decay

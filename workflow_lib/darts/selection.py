@@ -43,7 +43,8 @@ def select_cell(stage: Any, data: Any, genotypes: dict[int, Any], out_dir: str |
                                                    layers=train.layers, auxiliary=train.auxiliary),
                      data, schedule, data.search_train_index, data.search_val_index, stage.device,
                      Path(checkpoint_dir) / f"seed{seed}.pt", seed, name=f"selection: cell of search seed {seed}",
-                     fingerprint=fingerprint_of(genotype.to_dict(), "selection"), augment=stage.augment)
+                     fingerprint=fingerprint_of(genotype.to_dict(), "selection"), augment=stage.augment,
+                     model_kind="darts_eval")
         scores.append({"seed": int(seed), "val_metric": result.evaluation["metric"], "genotype": genotype.to_dict(),
                        "budget": result.budget})
         log.info("selection: search seed %d scores %s %.4f on search-val", seed, result.task.metric_name,

@@ -67,6 +67,7 @@ class NetModel:
         y[known] = values
         tensors = (self.images, torch.from_numpy(y))
         result = fit(self.build, _Known(y), self.schedule, known, known, self.device, None, seed,
+                     model_kind="darts_eval" if self.name == "darts" else self.name,
                      name=f"design {self.name} ({len(known)} known)", tensors=tensors)
         return predict(result.model, self.images, result.task, batch_size=PREDICT_BATCH).numpy().astype(np.float64)
 

@@ -34,6 +34,7 @@ from workflow_lib.engine import (
     train_epoch,
 )
 from workflow_lib.engine.augment import model_inputs, train_transform
+from workflow_lib.engine.device import channels_last_policy
 from workflow_lib.engine.inputs import strided_shape, subsample
 from workflow_lib.models.registry import count_parameters
 from workflow_lib.training.schedule import Schedule, lr_at, make_optimizer
@@ -127,13 +128,15 @@ def fit(
     fingerprint: str | None = None,
     tensors: tuple[torch.Tensor, ...] | None = None,
     augment: Any = None,
+    model_kind: str = "network",
 ) -> FitResult:
     """Seed, build, train for schedule.epochs (checkpointed), evaluate on eval_index.
 
     ``fingerprint``: the caller's identity of the run (settings, genotype, ...); the checkpoint's fingerprint
     adds the schedule, seed, the data's digest, the training rows and the device settings to it.
     ``tensors``: (x, y[, pad value]) already on the device at ``schedule.input_stride`` and normalised
-    (shared by random-search candidates); ``augment``: an AugmentConfig (crop, flip, normalisation) or None.
+    (shared by random-search candidates); ``augment``: an AugmentConfig (crop, flip, normalisation) or None;
+    ``model_kind`` (darts_eval, resnet18, tiny_resnet, ...) picks the memory layout (channels_last_policy).
     """
     device_cfg = device_cfg or DeviceConfig.defaults()
     device = resolve_device(device_cfg)
@@ -144,13 +147,15 @@ def fit(
     if tensors is None:
         tensors = model_tensors(data, device, task, schedule.input_stride, augment, train_index)
     x, y = tensors[0], tensors[1]
-    model = to_channels_last(build().to(device), device_cfg.channels_last)
+    channels_last, why = channels_last_policy(model_kind, x.shape[1:], device, device_cfg.channels_last)
+    log.info("%s: %s layout (%s)", name or model_kind, "channels_last" if channels_last else "default", why)
+    model = to_channels_last(build().to(device), channels_last)
     amp = autocast_factory(device, device_cfg.bf16)
     transform = train_transform(augment, schedule.cutout_length, tensors[2] if len(tensors) > 2 else 0.0)
     batches = Batches(x, y, schedule.batch_size, shuffle=True, generator=make_generator(seed),
                       transform=transform, index=train_index, max_steps=schedule.max_steps_per_epoch)
     optimizer = make_optimizer(model.parameters(), schedule)
-    eval_kw = dict(batch_size=EVAL_BATCH, autocast=amp, channels_last=device_cfg.channels_last)
+    eval_kw = dict(batch_size=EVAL_BATCH, autocast=amp, channels_last=channels_last)
     curve_rows = curve_index(eval_index, schedule.eval_samples)
 
     def epoch_fn(epoch: int) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def fit(
         if hasattr(model, "drop_path_prob"):
             model.drop_path_prob = schedule.drop_path_prob * epoch / schedule.epochs
         row = train_epoch(model, batches, optimizer, task, grad_clip=schedule.grad_clip,
-                          aux_weight=schedule.aux_weight, autocast=amp, channels_last=device_cfg.channels_last)
+                          aux_weight=schedule.aux_weight, autocast=amp, channels_last=channels_last)
         row.pop("seconds")  # the loop measures the whole epoch (training + test evaluation)
         row["lr"] = lr
         if schedule.eval_each_epoch:

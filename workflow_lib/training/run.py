@@ -80,7 +80,7 @@ def run_training(
     result = fit(build, data, schedule, data.train_index, data.test_index, stage.device,
                  Path(checkpoint_dir) / "ckpt.pt", seed, name=f"{method_name} seed {seed}",
                  fingerprint=fingerprint_of(cfg.to_dict(), genotype.to_dict(), int(seed), method_name),
-                 augment=getattr(stage, "augment", None))
+                 augment=getattr(stage, "augment", None), model_kind="darts_eval")
     log.info("%s seed %d: test %s (%.1f s)", method_name, seed,
              {k: round(v, 4) for k, v in metrics_block(result.evaluation).items()}, time.perf_counter() - t0)
     return write_method_artifacts(
