@@ -82,16 +82,10 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def derive(weights: np.ndarray) -> list[list]:
-    """DARTS derivation: per node the 2 strongest incoming edges (max non-'none' weight), argmax op."""
-    gene, start = [], 0
-    for node in range(4):
-        n_in = node + 2
-        block = weights[start:start + n_in]
-        strength = block[:, 1:].max(axis=1)
-        for edge in sorted(np.argsort(-strength, kind="stable")[:2]):
-            gene.append([PRIMITIVES[1 + int(block[edge, 1:].argmax())], int(edge)])
-        start += n_in
-    return gene
+    """The search's own DARTS derivation (what history.json records)."""
+    from workflow_lib.darts.derive import derive_cell
+
+    return [list(pair) for pair in derive_cell(weights)]
 
 
 def _genotype(w_normal: np.ndarray, w_reduce: np.ndarray) -> dict:

@@ -145,14 +145,20 @@ def test_genotype_changes_match_the_fixture(rep):
                     f"(epochs {', '.join(map(str, changed))}") in rep.html
 
 
-def test_derive_agrees_with_history_genotypes(rep):
-    from workflow_lib.report.sparsity import derive
+def test_report_derives_cells_with_the_searchs_own_rule(rep):
+    """Without genotypes in history.json the report derives them from alphas.npz with darts.derive, so its
+    cells (edge order included) are exactly the search's."""
+    from workflow_lib.report.collect import SearchRun
+    from workflow_lib.report.sparsity import epoch_genotypes
 
     history = json.loads((rep.tree.results_dir / "digits" / "search" / "seed0" / "history.json").read_text())
     with np.load(rep.tree.results_dir / "digits" / "search" / "seed0" / "alphas.npz") as npz:
-        normal = npz["normal"]
-    for k, epoch in enumerate(history["epochs"], start=1):
-        assert derive(normal[k], history["primitives"]) == epoch["genotype"]["normal"]
+        normal, reduce = npz["normal"], npz["reduce"]
+    bare = SearchRun(0, list(history["primitives"]), "accuracy", [{} for _ in history["epochs"]], None, normal,
+                     reduce, None, {})
+    derived = epoch_genotypes(bare)
+    assert [g["normal"] for g in derived] == [e["genotype"]["normal"] for e in history["epochs"]]
+    assert [g["reduce"] for g in derived] == [e["genotype"]["reduce"] for e in history["epochs"]]
 
 
 # --------------------------------------------------------------------------- self-contained page

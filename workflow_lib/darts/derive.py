@@ -1,20 +1,22 @@
-"""Deriving a discrete cell from architecture weights, and search diagnostics."""
+"""Deriving a discrete cell from architecture weights, and search diagnostics.
+
+Torch-free (tensors are accepted, torch is not imported), so the report derives cells with this very rule.
+"""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
-import torch
 
 from .genotypes import Genotype
-from .ops import PRIMITIVES
+from .primitives import PRIMITIVES
 
 NONE_INDEX = PRIMITIVES.index("none")
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = Any  # numpy array or torch tensor
 
 
 def _to_numpy(a: ArrayLike) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
+    if hasattr(a, "detach"):  # a torch tensor
         return a.detach().cpu().double().numpy()
     return np.asarray(a, dtype=np.float64)
 
@@ -51,6 +53,13 @@ def _parse(weights: np.ndarray, steps: int, edge_weights: Optional[np.ndarray] =
             gene.append((PRIMITIVES[k_best], j))
         start += n_in
     return gene
+
+
+def derive_cell(weights: ArrayLike, steps: int = 4, edge_weights: Optional[ArrayLike] = None
+                ) -> List[Tuple[str, int]]:
+    """One cell's (op, input) pairs from its softmax weights (edges, 8), by the rule of derive_genotype."""
+    edges = None if edge_weights is None else _to_numpy(edge_weights)
+    return _parse(_to_numpy(weights), steps, edges)
 
 
 def derive_genotype(alpha_normal: ArrayLike, alpha_reduce: ArrayLike, steps: int = 4,

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from workflow_lib.darts.derive import derive_cell
+from workflow_lib.darts.primitives import PRIMITIVES
 from workflow_lib.report.collect import DatasetResults, SearchRun
 from workflow_lib.report.figures import dataset_color, placeholder, render_png, seed_color
 from workflow_lib.report.published import PublishedReference, reference_for
@@ -44,32 +46,19 @@ def near_uniform_fraction(w: np.ndarray, tolerance: float = 0.10) -> float:
     return float((np.abs(w - uniform) <= tolerance * uniform).mean())
 
 
-def derive(w: np.ndarray, primitives: list[str]) -> list[list]:
-    """DARTS derivation (per node the 2 strongest non-'none' incoming edges and their argmax op)."""
-    none = primitives.index("none") if "none" in primitives else None
-    keep = [k for k in range(len(primitives)) if k != none]
-    gene, start, node = [], 0, 0
-    while start + node + 2 <= w.shape[0]:
-        n_in = node + 2
-        block = w[start:start + n_in][:, keep]
-        strength = block.max(axis=1)
-        for edge in sorted(np.argsort(-strength, kind="stable")[:2]):
-            gene.append([primitives[keep[int(block[edge].argmax())]], int(edge)])
-        start += n_in
-        node += 1
-    return gene
-
-
 def epoch_genotypes(run: SearchRun) -> list[dict]:
-    """The derived genotype after each search epoch (history.json; derived from alphas if absent)."""
+    """The derived genotype after each search epoch (history.json; else derived from the alphas, and the edge
+    weights of PC-DARTS, by workflow_lib.darts.derive's rule: the search's own derivation)."""
     from_history = [e.get("genotype") for e in run.epochs]
     if from_history and all(isinstance(g, dict) for g in from_history):
         return from_history
     if run.alphas_normal is None or run.alphas_reduce is None:
         return []
-    return [{"normal": derive(run.alphas_normal[e], run.primitives),
-             "reduce": derive(run.alphas_reduce[e], run.primitives)}
-            for e in range(1, run.alphas_normal.shape[0])]
+    if tuple(run.primitives) != PRIMITIVES:
+        return []
+    return [{cell: [list(pair) for pair in derive_cell(weights(run, cell)[e], N_NODES,
+                                                       run.edges[cell][e] if cell in run.edges else None)]
+             for cell in CELLS} for e in range(1, run.alphas_normal.shape[0])]
 
 
 @dataclass
