@@ -39,11 +39,11 @@ rule select_cell:
     output:
         genotype=f"{LAYOUT.selection_dir()}/selected_genotype.json",
         scores=f"{LAYOUT.selection_dir()}/selection.json",
-    priority: 25
     log:
         LAYOUT.log("{dataset}", "select_cell"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "select_cell")
+    priority: 25
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
