@@ -52,6 +52,9 @@ def test_search_writes_artifacts(tmp_path, task, order):
     assert not np.array_equal(alphas["normal"][0], alphas["normal"][-1])
     info = json.loads((out / "run_info.json").read_text())
     assert info["seed"] == 0 and "torch" in info["versions"] and info["config"]["stage"] == "search"
+    # the proxy task is recorded beside the genotype (issue: resolution and stem stride in the run info)
+    assert info["proxy"] == {"input_shape": [1, 8, 16], "input_stride": [1, 1], "stem_stride": 1,
+                             "search_train_samples": 16, "search_val_samples": 16}
     assert (out / "supernet.pt").exists()
 
 

@@ -258,6 +258,7 @@ def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, in
     info.update({"device_label": device_label(run.device), "wall_seconds": wall_seconds,
                  "parameters": sum(p.numel() for p in run.model.weights()), "budget": budget,
                  "proxy": {"input_shape": list(run.x.shape[1:]), "input_stride": list(run.cfg.input_stride),
+                           "stem_stride": int(run.cfg.stem_stride),
                            "search_train_samples": int(len(run.train_rows)),
                            "search_val_samples": int(len(run.val_rows))}})
     write_json_atomic(out_dir / "run_info.json", info)
