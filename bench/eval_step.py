@@ -27,10 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+import harness
+from harness import time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("search", "pc_search", "darts_v2", "kirigami_2019", "resnet18", "tiny_resnet")
@@ -95,13 +96,7 @@ def run_case(case: dict) -> dict:
         table = prof.key_averages(group_by_input_shape=True).table(
             sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=28, max_shapes_column_width=70)
         return {"table": table}
-    for _ in range(case["warmup"]):
-        step()
-    times = []
-    for _ in range(case["steps"]):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    times = time_steps(step, case["steps"], case["warmup"])
     med = statistics.median(times)
     out = {**case, "median_s": med, "times_s": [round(t, 4) for t in times],
            "parameters": sum(p.numel() for p in params), "threads": torch.get_num_threads()}
@@ -112,11 +107,7 @@ def run_case(case: dict) -> dict:
 
 
 def spawn(case: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", json.dumps(case)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:  # a crash (e.g. a segfault: returncode -11) is a result too
-        return {**case, "error": f"exit {proc.returncode}", "stderr": proc.stderr[-400:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return harness.spawn(__file__, case, stderr_tail=400)  # a crash (segfault: exit -11) is a result too
 
 
 def main(argv=None) -> int:

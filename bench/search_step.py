@@ -31,10 +31,11 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+import harness
+from harness import time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -131,17 +132,7 @@ def run_case(case: dict) -> dict:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(case["warmup"]):
-        step()
-    times = []
-    for _ in range(case["steps"]):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    times = time_steps(step, case["steps"], case["warmup"], torch.cuda.synchronize if cuda else lambda: None)
     if cuda:
         peak, mem_kind = torch.cuda.max_memory_allocated(), "cuda_max_allocated"
     else:
@@ -181,13 +172,7 @@ def run_passes(case: dict) -> dict:
              "step order 1": lambda: step(1), "step order 2": lambda: step(2)}
     out = {}
     for name, fn in parts.items():
-        fn()
-        times = []
-        for _ in range(case["steps"]):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        out[name] = statistics.median(times)
+        out[name] = statistics.median(time_steps(fn, case["steps"], warmup=1))
     w, a, b = out["fwd+bwd(weights)"], out["fwd+bwd(alphas)"], out["fwd+bwd(both)"]
     out["predicted order 1 (a + w)"] = a + w
     out["predicted order 2 (3w + b + 2a)"] = 3 * w + b + 2 * a
@@ -195,11 +180,7 @@ def run_passes(case: dict) -> dict:
 
 
 def spawn(case: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", json.dumps(case)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        return {**case, "error": f"exit {proc.returncode}", "stderr": proc.stderr[-600:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return harness.spawn(__file__, case)
 
 
 def describe(res: dict, ref: dict | None) -> str:

@@ -132,11 +132,19 @@ def _step_parser(sub: argparse._SubParsersAction, name: str, handler: Callable, 
     return parser
 
 
-def _run_parser(sub: argparse._SubParsersAction, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
-    """A step that trains on prepared data for one seed."""
+def _settings_parser(sub: argparse._SubParsersAction, name: str, handler: Callable, help_text: str,
+                     data: bool = True) -> argparse.ArgumentParser:
+    """A step that reads its settings (the rule's params, JSON) and, unless ``data`` is False, prepared.npz."""
     parser = _step_parser(sub, name, handler, help_text)
     parser.add_argument("--settings", required=True, help="the step's settings (JSON)")
-    parser.add_argument("--data", required=True, help="prepared.npz")
+    if data:
+        parser.add_argument("--data", required=True, help="prepared.npz")
+    return parser
+
+
+def _run_parser(sub: argparse._SubParsersAction, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
+    """A step that trains on prepared data for one seed."""
+    parser = _settings_parser(sub, name, handler, help_text)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--checkpoint-dir", required=True, help="per-epoch checkpoints (resume after a kill)")
     parser.add_argument("--seed", type=int, required=True)
@@ -146,11 +154,9 @@ def _run_parser(sub: argparse._SubParsersAction, name: str, handler: Callable, h
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workflow_lib", description=__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
-    fetch = _step_parser(sub, "fetch", _fetch, "fetch or generate a dataset's raw data")
-    fetch.add_argument("--settings", required=True, help="the step's settings (JSON)")
+    fetch = _settings_parser(sub, "fetch", _fetch, "fetch or generate a dataset's raw data", data=False)
     fetch.add_argument("--out", required=True, help="manifest JSON (raw files go beside it)")
-    prepare = _step_parser(sub, "prepare", _prepare, "tile/scale, split and save prepared.npz")
-    prepare.add_argument("--settings", required=True, help="the step's settings (JSON)")
+    prepare = _settings_parser(sub, "prepare", _prepare, "tile/scale, split and save prepared.npz", data=False)
     prepare.add_argument("--manifest", required=True)
     prepare.add_argument("--out", required=True)
     _run_parser(sub, "search", _search, "DARTS architecture search")
@@ -158,27 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--genotype", default=None, help="genotype JSON (default: the named genotype in the settings)")
     baseline = _run_parser(sub, "baseline", _baseline, "a baseline method")
     baseline.add_argument("--method", required=True)
-    select = _step_parser(sub, "select", _select, "the paper's selection of one cell over the search seeds")
-    select.add_argument("--settings", required=True, help="the step's settings (JSON)")
-    select.add_argument("--data", required=True, help="prepared.npz")
+    select = _settings_parser(sub, "select", _select, "the paper's selection of one cell over the search seeds")
     select.add_argument("--genotypes", nargs="+", required=True, help="each search seed's genotype.json")
     select.add_argument("--seeds", nargs="+", type=int, required=True, help="the search seeds, in that order")
     select.add_argument("--out", required=True, help="selected_genotype.json (selection.json goes beside it)")
     select.add_argument("--checkpoint-dir", required=True, help="per-candidate checkpoints")
-    table = _step_parser(sub, "design-table", _design_table, "every kirigami candidate's true target (oracle)")
-    table.add_argument("--settings", required=True, help="the step's settings (JSON)")
-    table.add_argument("--data", required=True, help="prepared.npz")
+    table = _settings_parser(sub, "design-table", _design_table, "every kirigami candidate's true target (oracle)")
     table.add_argument("--out", required=True, help="candidates.npz")
-    design = _step_parser(sub, "design", _design, "ML-guided search for the best kirigami design")
-    design.add_argument("--settings", required=True, help="the step's settings (JSON)")
-    design.add_argument("--data", required=True, help="prepared.npz")
+    design = _settings_parser(sub, "design", _design, "ML-guided search for the best kirigami design")
     design.add_argument("--table", required=True, help="candidates.npz (design-table)")
     design.add_argument("--genotype", default=None, help="the search's genotype.json (darts picker)")
     design.add_argument("--out", required=True, help="design.json (design.csv goes beside it)")
     design.add_argument("--seeds", nargs="+", type=int, required=True, help="the workflow's seeds")
-    curves = _step_parser(sub, "learning-curves", _learning_curves, "test score against training-set size")
-    curves.add_argument("--settings", required=True, help="the step's settings (JSON)")
-    curves.add_argument("--data", required=True, help="prepared.npz")
+    curves = _settings_parser(sub, "learning-curves", _learning_curves, "test score against training-set size")
     curves.add_argument("--genotype", default=None, help="the search's genotype.json (darts)")
     curves.add_argument("--out", required=True, help="learning_curves.json (the CSV goes beside it)")
     curves.add_argument("--checkpoint-dir", required=True, help="per-point artifacts and checkpoints")

@@ -57,7 +57,7 @@ class Layout:
         return f"{self.results}/{dataset}/search/selection"
 
     def design_table(self, dataset: str = "{dataset}") -> str:
-        return f"{self.results}/{dataset}/design/candidates.npz"
+        return f"{self.design_dir(dataset)}/candidates.npz"
 
     def design_dir(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/design"
