@@ -42,14 +42,13 @@ class RandomCropFlip:
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         p = self.padding
+        if not isinstance(self.pad_value, torch.Tensor):
+            return F.pad(x, (p, p, p, p), value=float(self.pad_value))
+        # a per-channel value: what a zero pixel becomes after normalisation
         padded = F.pad(x, (p, p, p, p), value=0.0)
-        if isinstance(self.pad_value, torch.Tensor):  # per-channel value of a zero pixel after normalisation
-            border = torch.ones_like(padded[:1, :1])
-            border[..., p:p + x.shape[2], p:p + x.shape[3]] = 0
-            padded = padded + border * self.pad_value.view(1, -1, 1, 1).to(x)
-        elif self.pad_value:
-            padded = F.pad(x, (p, p, p, p), value=float(self.pad_value))
-        return padded
+        border = torch.ones_like(padded[:1, :1])
+        border[..., p:p + x.shape[2], p:p + x.shape[3]] = 0
+        return padded + border * self.pad_value.view(1, -1, 1, 1).to(x)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
