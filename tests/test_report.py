@@ -175,8 +175,9 @@ def test_search_advantage_sentence_heads_each_section(rep):
         assert section.index(f'id="advantage-{dataset}"') < section.index(f'id="ds-{dataset}-results"')
     kirigami = _advantage_sentence(rep.html, "kirigami")
     # pooled over the two seeds: 7 + 6 of 16 random cells beaten
-    scores = [s for seed in rep.tree.seeds for s in (c["score"] for c in rep.tree.advantage["kirigami"][seed]["random"])]
-    found = np.mean([rep.tree.advantage["kirigami"][seed]["found"]["score"] for seed in rep.tree.seeds])
+    runs = rep.tree.advantage["kirigami"]
+    scores = [cell["score"] for seed in rep.tree.seeds for cell in runs[seed]["random"]]
+    found = np.mean([runs[seed]["found"]["score"] for seed in rep.tree.seeds])
     assert kirigami.startswith("Search advantage: the found cells of 2 seeds beat 13 of 16 random cells of the "
                                "same space (pooled percentile 81; test R² ")
     assert f"{found:.4f} (mean) vs random {np.mean(scores):.4f} ± {np.std(scores, ddof=1):.4f}" in kirigami
@@ -184,7 +185,8 @@ def test_search_advantage_sentence_heads_each_section(rep):
     assert "all trained with the same 3-epoch protocol" in kirigami and "final training runs 10 epochs" in kirigami
     digits = _advantage_sentence(rep.html, "digits")
     assert digits.startswith("Search advantage: none. The found cells of 2 seeds were no better than random cells "
-                             "of the same space: they beat 2 of 16 random cells and tied 1 (pooled percentile 16; test accuracy ")
+                             "of the same space: they beat 2 of 16 random cells and tied 1 (pooled percentile 16; "
+                             "test accuracy ")
     assert 'class="advantage better" id="advantage-kirigami"' in rep.html
     assert 'class="advantage not-better" id="advantage-digits"' in rep.html
 

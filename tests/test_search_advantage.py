@@ -179,7 +179,7 @@ def test_step_writes_resumes_without_retraining_and_is_deterministic(tmp_path, m
     assert fresh["found"]["score"] == resumed["found"]["score"]
 
 
-def test_a_new_found_cell_retrains_only_the_found_cell(tmp_path, monkeypatch):
+def test_a_new_found_cell_or_more_cells_retrain_only_what_is_new(tmp_path, monkeypatch):
     data = prepared()
     st = stage("search_advantage", config(num_cells=8, epochs=1))
     first = adv.run_advantage(st, data, "DARTS_V2", tmp_path / "a", tmp_path / "ca", seed=1)
@@ -188,6 +188,10 @@ def test_a_new_found_cell_retrains_only_the_found_cell(tmp_path, monkeypatch):
     second = adv.run_advantage(st, data, "KIRIGAMI_2019", tmp_path / "a", tmp_path / "ca", seed=1)
     assert len(calls) == 1 and "found" in calls[0]
     assert [c["score"] for c in second["random"]] == [c["score"] for c in first["random"]]
+    calls.clear()
+    more = adv.run_advantage(stage("search_advantage", config(num_cells=9, epochs=1)), data, "KIRIGAMI_2019",
+                             tmp_path / "a", tmp_path / "ca", seed=1)
+    assert len(calls) == 1 and "random8" in calls[0] and more["n"] == 9
 
 
 def test_rules_wire_the_found_cell_and_the_outputs():

@@ -84,7 +84,8 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
     schedule = candidate_schedule(cfg, search)
     train_rows = proxy_rows(data.search_train_index, search.max_samples)
     val_rows = proxy_rows(data.search_val_index, search.max_samples)
-    fingerprint = run_fingerprint(data, train_rows, stage.device, cfg.to_dict(), asdict(schedule), int(seed))
+    fingerprint = run_fingerprint(data, train_rows, stage.device, cfg.to_dict(), asdict(schedule), int(seed),
+                                  stage.augment.to_dict())
     records = resumable_records(record_path, fingerprint, "candidates", "random search")
 
     device = resolve_device(stage.device)

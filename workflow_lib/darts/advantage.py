@@ -22,7 +22,8 @@ Writes ``advantage.json`` (``results.advantage.compare``: percentile, beaten, n,
 improvement, z-score; every cell's genotype, score, parameters, seconds, budget; the protocol) and
 ``run_info.json``. Resume: each cell checkpoints per epoch (``checkpoint_dir/found.pt``, ``random{i}.pt``);
 finished cells are recorded atomically in ``checkpoint_dir/cells.json`` and skipped on rerun (a record counts
-only for the same settings, data, rows, device, seed and genotype).
+only for the same protocol, network, augmentation, data, rows, device, seed and genotype: a new found cell
+retrains only the found cell, more random cells train only the new ones).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def protocol_schedule(train: TrainConfig, cfg: SearchAdvantageConfig) -> Schedul
                                eval_each_epoch=False)
 
 
+def network_settings(train: TrainConfig) -> dict[str, Any]:
+    return {"C": train.C, "layers": train.layers, "auxiliary": train.auxiliary}
+
+
 def protocol_document(schedule: Schedule, train: TrainConfig, rows: int, input_shape: Any, metric: str) -> dict:
     return {"epochs": schedule.epochs, "max_steps_per_epoch": schedule.max_steps_per_epoch, "train_samples": rows,
             "input_shape": [int(s) for s in input_shape], "input_stride": list(schedule.input_stride),
@@ -94,8 +99,9 @@ def run_advantage(stage: Any, data: Any, found_genotype: Any, out_dir: str | Pat
     rows = proxy_rows(data.train_index, cfg.train_samples)
     found = resolve_genotype(found_genotype)
     cells = [(FOUND, found)] + [(f"random{i}", g) for i, g in enumerate(random_cells(cfg.num_cells, seed))]
-    base = run_fingerprint(data, rows, stage.device, cfg.to_dict(), train.to_dict(), dataclasses.asdict(schedule),
-                           int(seed))
+    # what a cell's training depends on (not num_cells: more cells reuse the finished ones)
+    base = run_fingerprint(data, rows, stage.device, dataclasses.asdict(schedule), network_settings(train),
+                           stage.augment.to_dict(), int(seed))
     record_path = checkpoint_dir / "cells.json"
     done = {r["name"]: r for r in resumable_records(record_path, base, "cells", "search advantage")}
     device = resolve_device(stage.device)

@@ -67,12 +67,13 @@ def percentile(beaten: int, ties: int, n: int) -> float | None:
     return 100.0 * (beaten + 0.5 * ties) / n if n else None
 
 
-def compare(found: float | None, random_scores: Sequence[float | None], higher_is_better: bool = True) -> dict[str, Any]:
+def compare(found: float | None, random_scores: Sequence[float | None],
+            higher_is_better: bool = True) -> dict[str, Any]:
     beaten, ties = rank_counts(found, random_scores, higher_is_better)
     n = len(random_scores)
     mean, std = mean_std(random_scores)
     z = None
-    if found is not None and math.isfinite(float(found)) and mean is not None and std and len(_finite(random_scores)) > 1:
+    if _finite([found]) and mean is not None and std and len(_finite(random_scores)) > 1:
         z = (float(found) - mean) / std
     return {"percentile": percentile(beaten, ties, n), "beaten": beaten, "ties": ties, "n": n,
             "random_mean": mean, "random_std": std, "relative_improvement": relative_improvement(found, mean),
