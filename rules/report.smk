@@ -8,6 +8,7 @@ rule summarize:
     input:
         metrics=lambda w: LAYOUT.dataset_metrics(CONFIG, w.dataset),
         search=lambda w: LAYOUT.search_outputs(CONFIG, w.dataset),
+        advantage=lambda w: LAYOUT.advantage_outputs(CONFIG, w.dataset),
     output:
         LAYOUT.summary(),
     log:
@@ -17,7 +18,7 @@ rule summarize:
         "envs/workflow.yaml"
     shell:
         "python -m workflow_lib summarize --dataset {wildcards.dataset} --metrics {input.metrics}"
-        " --out {output} > {log} 2>&1"
+        " --advantage {input.advantage} --out {output} > {log} 2>&1"
 
 
 for _dataset in DATASETS:
@@ -48,6 +49,11 @@ rule report:
             path
             for dataset in DATASETS
             for path in LAYOUT.design_outputs(CONFIG, dataset)
+        ],
+        advantage=[
+            path
+            for dataset in DATASETS
+            for path in LAYOUT.advantage_outputs(CONFIG, dataset)
         ],
     output:
         html=report(

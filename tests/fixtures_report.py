@@ -41,9 +41,17 @@ DATASETS = {
 STAGE_FILES = {"raw_data": "raw_data", "prepare": "prepare", "search_seed{s}": "search",
                "train_darts_seed{s}": "train", "random_forest_seed{s}": "random_forest",
                "resnet18_seed{s}": "resnet18", "tiny_resnet_seed{s}": "tiny_resnet",
-               "random_search_seed{s}": "random_search"}
+               "random_search_seed{s}": "random_search", "search_advantage_seed{s}": "search_advantage"}
 BENCH_SECONDS = {"raw_data": 1.5, "prepare": 2.5, "search": 100.0, "train": 60.0, "random_forest": 3.0,
-                 "resnet18": 40.0, "tiny_resnet": 20.0, "random_search": 80.0}
+                 "resnet18": 40.0, "tiny_resnet": 20.0, "random_search": 80.0, "search_advantage": 90.0}
+# The search advantage (advantage.json): the found cell's test score and 8 random cells' scores per seed.
+# kirigami: the found cell beats most random cells; digits: it is no better (one tie on seed 0).
+ADVANTAGE = {
+    "kirigami": {0: (0.957, [0.951, 0.948, 0.955, 0.953, 0.946, 0.952, 0.960, 0.950]),
+                 1: (0.955, [0.949, 0.956, 0.958, 0.947, 0.951, 0.953, 0.950, 0.944])},
+    "digits": {0: (0.950, [0.962, 0.955, 0.950, 0.971, 0.958, 0.945, 0.966, 0.960]),
+               1: (0.940, [0.957, 0.961, 0.935, 0.969, 0.952, 0.948, 0.964, 0.959])},
+}
 
 
 @dataclass
@@ -59,6 +67,8 @@ class FixtureTree:
     genotype_changes: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     # stage_seconds[stage] = total seconds written into the benchmark files
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # advantage[dataset][seed] = the advantage.json document written
+    advantage: dict[str, dict[int, dict]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -193,6 +203,9 @@ def _write_dataset(results: Path, name: str, spec: dict, tree: FixtureTree) -> N
         _write_json(sdir / "genotype.json", final_genotype)
         (sdir / "supernet.pt").write_bytes(b"not a real checkpoint")
         _write_json(sdir / "run_info.json", _run_info(seed, "cpu"))
+        advantage = _advantage_document(name, seed, metric, final_genotype)
+        _write_json(ds / "search_advantage" / f"seed{seed}" / "advantage.json", advantage)
+        tree.advantage.setdefault(name, {})[seed] = advantage
 
         for method in METHODS:
             mrng = np.random.default_rng(zlib.crc32(f"{name}-{method}-{seed}".encode()))
@@ -245,6 +258,28 @@ def _write_dataset(results: Path, name: str, spec: dict, tree: FixtureTree) -> N
                               "std": float(np.std([d["train_seconds"] for d in docs]))},
         }
     _write_json(ds / "summary.json", summary)
+
+
+def _advantage_document(name: str, seed: int, metric: str, genotype: dict) -> dict:
+    """advantage.json, its statistics worked out here independently of the producer."""
+    found, scores = ADVANTAGE[name][seed]
+    beaten = sum(s < found for s in scores)
+    ties = sum(s == found for s in scores)
+    mean = float(np.mean(scores))
+    std = float(np.std(scores, ddof=1))
+    budget = {"epochs": 3, "optimizer_steps": 30, "samples_seen": 3000, "train_seconds": 4.0,
+              "input_shape": [1, 16, 10], "batch_size": 128, "optimizer": "sgd"}
+    cell = {"genotype": genotype, "parameters": 20_000, "seconds": 4.0, "budget": budget}
+    return {"dataset": name, "seed": seed, "metric": metric, "higher_is_better": True,
+            "found": {**cell, "score": found},
+            "random": [{"index": i, **cell, "score": s} for i, s in enumerate(scores)],
+            "percentile": 100.0 * (beaten + 0.5 * ties) / len(scores), "beaten": beaten, "ties": ties,
+            "n": len(scores), "random_mean": mean, "random_std": std,
+            "relative_improvement": 100.0 * (found - mean) / mean, "z_score": (found - mean) / std,
+            "protocol": {"epochs": 3, "max_steps_per_epoch": 10, "train_samples": 1000, "input_shape": [1, 16, 10],
+                         "batch_size": 128, "C": 8, "layers": 5, "final_training_epochs": 10, "metric": metric,
+                         "scored_on": "test"},
+            "random_stream": f"search_advantage/seed{seed}"}
 
 
 def _write_benchmarks(root: Path, tree: FixtureTree) -> None:

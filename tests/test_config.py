@@ -105,7 +105,8 @@ def test_stage_slices_are_independent():
     for dataset in base["datasets"]:
         for stage in STEPS:
             same = stage_document(base, dataset, stage) == stage_document(changed, dataset, stage)
-            assert same == (not (dataset == "kirigami" and stage in ("train", "random_search", "fixed_cell", "select_cell")))
+            readers = ("train", "random_search", "fixed_cell", "select_cell", "search_advantage")
+            assert same == (not (dataset == "kirigami" and stage in readers))
 
 
 def test_methods_have_one_source():
@@ -131,7 +132,7 @@ def test_schema_is_the_one_source_of_defaults():
 
     blocks = [cls for cls in vars(types).values()
               if isinstance(cls, type) and issubclass(cls, types.ConfigBlock) and cls is not types.ConfigBlock]
-    assert len(blocks) == 12
+    assert len(blocks) == 13
     for cls in blocks:
         for field in dataclasses.fields(cls):
             assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, field
@@ -144,7 +145,7 @@ def test_schema_is_the_one_source_of_defaults():
             "RandomForestConfig": block["baselines"]["random_forest"],
             "RandomSearchConfig": block["baselines"]["random_search"],
             "FixedCellConfig": block["baselines"]["fixed_cell"], "AugmentConfig": block["augment"],
-            "SelectionConfig": block["selection"],
+            "SelectionConfig": block["selection"], "SearchAdvantageConfig": block["search_advantage"],
         }.get(cls.__name__)
         if expected is not None:
             assert cls.defaults().to_dict() == expected, cls

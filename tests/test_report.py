@@ -161,6 +161,68 @@ def test_report_derives_cells_with_the_searchs_own_rule(rep):
     assert [g["reduce"] for g in derived] == [e["genotype"]["reduce"] for e in history["epochs"]]
 
 
+# ------------------------------------------------------------------------------- search advantage
+
+def _advantage_sentence(html: str, dataset: str) -> str:
+    match = re.search(rf'<p class="advantage[^"]*" id="advantage-{dataset}">(.*?)</p>', html, flags=re.S)
+    assert match, f"no search-advantage sentence for {dataset}"
+    return html_mod.unescape(match.group(1))
+
+
+def test_search_advantage_sentence_heads_each_section(rep):
+    for dataset in rep.tree.datasets:
+        section = rep.html[rep.html.index(f'id="ds-{dataset}"'):]
+        assert section.index(f'id="advantage-{dataset}"') < section.index(f'id="ds-{dataset}-results"')
+    kirigami = _advantage_sentence(rep.html, "kirigami")
+    # pooled over the two seeds: 7 + 6 of 16 random cells beaten
+    runs = rep.tree.advantage["kirigami"]
+    scores = [cell["score"] for seed in rep.tree.seeds for cell in runs[seed]["random"]]
+    found = np.mean([runs[seed]["found"]["score"] for seed in rep.tree.seeds])
+    assert kirigami.startswith("Search advantage: the found cells of 2 seeds beat 13 of 16 random cells of the "
+                               "same space (pooled percentile 81; test R² ")
+    assert f"{found:.4f} (mean) vs random {np.mean(scores):.4f} ± {np.std(scores, ddof=1):.4f}" in kirigami
+    assert f"relative improvement {100 * (found - np.mean(scores)) / np.mean(scores):+.1f}%" in kirigami
+    assert "all trained with the same 3-epoch protocol" in kirigami and "final training runs 10 epochs" in kirigami
+    digits = _advantage_sentence(rep.html, "digits")
+    assert digits.startswith("Search advantage: none. The found cells of 2 seeds were no better than random cells "
+                             "of the same space: they beat 2 of 16 random cells and tied 1 (pooled percentile 16; "
+                             "test accuracy ")
+    assert 'class="advantage better" id="advantage-kirigami"' in rep.html
+    assert 'class="advantage not-better" id="advantage-digits"' in rep.html
+
+
+def test_search_advantage_table_and_budget(rep):
+    body = _table(rep.html, "advantage-table-kirigami")
+    rows = re.findall(r'<tr data-seed="(\d+)">(.*?)</tr>', body, flags=re.S)
+    assert [seed for seed, _ in rows] == ["0", "1"]
+    assert "7 / 8" in rows[0][1] and 'data-value="87.5"' in rows[0][1] and "6 / 8" in rows[1][1]
+    assert "1 / 8 (1 tied)" in _table(rep.html, "advantage-table-digits")
+    assert "search advantage (found + random cells" in _table(rep.html, "budget-kirigami")
+    table = rep.figures_dir / "kirigami" / "tables" / "search_advantage.csv"
+    assert table.read_text().count("\n") == 1 + 2 * 9
+
+
+def test_single_seed_sentence_and_absent_advantage(tmp_path):
+    from workflow_lib.report.run import report_step
+
+    tree = write_results_tree(tmp_path, seeds=[0])
+    (tree.results_dir / "digits" / "search_advantage" / "seed0" / "advantage.json").unlink()
+    out = tmp_path / "out" / "report.html"
+    plan = {"datasets": {"kirigami": {"methods": METHODS, "search": True, "search_advantage": True},
+                         "digits": {"methods": METHODS, "search": True, "search_advantage": True}}}
+    report_step(tree.results_dir, ["kirigami", "digits"], [0], out, "One seed", plan=plan)
+    html = out.read_text()
+    assert _advantage_sentence(html, "kirigami") == (
+        "Search advantage: the found cell beat 7 of 8 random cells of the same space (percentile 88; test R² "
+        "0.9570 vs random 0.9519 ± 0.0043, relative improvement +0.5%), all trained with the same 3-epoch "
+        "protocol (1,000 training samples; at most 10 steps per epoch; the final training runs 10 epochs).")
+    assert "not available (advantage.json is missing" in _advantage_sentence(html, "digits")
+    assert "search advantage seed 0: missing" in html and 'id="advantage-table-digits"' not in html
+    plan["datasets"]["digits"] = {"methods": METHODS, "search": False, "search_advantage": False}
+    report_step(tree.results_dir, ["kirigami", "digits"], [0], out, "Search off", plan=plan)
+    assert "not measured for this dataset" in _advantage_sentence(out.read_text(), "digits")
+
+
 # --------------------------------------------------------------------------- self-contained page
 
 def test_page_is_self_contained(rep):
@@ -198,7 +260,8 @@ def test_figures_manifest_lists_every_written_file(rep):
     expected = {"_all/comparison/sparsity.png"}
     for name in rep.tree.datasets:
         expected |= {f"{name}/curves/search.png", f"{name}/curves/training.png", f"{name}/sparsity/weights.png",
-                     f"{name}/sparsity/entropy.png", f"{name}/sparsity/skip_count.png"}
+                     f"{name}/sparsity/entropy.png", f"{name}/sparsity/skip_count.png",
+                     f"{name}/advantage/strip.png"}
         for seed in rep.tree.seeds:
             expected |= {f"{name}/cells/seed{seed}_normal.svg", f"{name}/cells/seed{seed}_reduce.svg",
                          f"{name}/genotype/seed{seed}.png"}
@@ -217,8 +280,8 @@ def test_figures_manifest_lists_every_written_file(rep):
 
 def test_captions_exist_for_each_figure_kind():
     captions = Path(__file__).resolve().parents[1] / "report" / "captions"
-    for kind in ("cells", "curves", "sparsity", "parity", "confusion", "genotype", "comparison", "results_table",
-                 "tables", "page", "figures"):
+    for kind in ("cells", "curves", "sparsity", "parity", "confusion", "genotype", "comparison", "advantage",
+                 "results_table", "tables", "page", "figures"):
         assert (captions / f"{kind}.rst").read_text().strip(), kind
 
 

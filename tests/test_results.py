@@ -46,3 +46,19 @@ def test_summary(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["methods"]["darts"]["parameters"] == 50
     with pytest.raises(ValueError, match="duplicate seeds"):
         summarise("d", paths + [paths[0]])
+
+
+def test_summary_holds_the_search_advantage(tmp_path):
+    """With each seed's advantage.json the summary carries search_advantage (results.advantage.summary_block)."""
+    from workflow_lib.results.advantage import compare
+
+    paths = [_metrics(tmp_path, "darts", 0, 0.95, 10.0)]
+    assert "search_advantage" not in summarise("d", paths)
+    advantage = tmp_path / "advantage.json"
+    scores = [0.90, 0.96, 0.93, 0.91, 0.94, 0.92, 0.89, 0.97]
+    write_metrics(advantage, {"seed": 0, "found": {"score": 0.95}, "random": [{"score": s} for s in scores],
+                              "protocol": {"epochs": 3}, **compare(0.95, scores)})
+    block = write_summary(tmp_path / "summary.json", "d", paths, [advantage])["search_advantage"]
+    assert block["beaten"] == 6 and block["n"] == 8 and block["percentile"] == 75.0
+    assert block["random_scores"] == scores and block["found_score"] == 0.95 and block["protocol"] == {"epochs": 3}
+    assert block["relative_improvement"] == pytest.approx(100 * (0.95 - np.mean(scores)) / np.mean(scores))

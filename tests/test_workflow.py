@@ -33,6 +33,11 @@ def test_quick_default_produces_every_artifact(quick_run):
             metrics = json.loads((quick_run / "results" / dataset / "methods" / method / "seed0" / "metrics.json").read_text())
             assert metrics["method"] == method and metrics["dataset"] == dataset
             assert metrics["parameters"] > 0
+        advantage = summary["search_advantage"]
+        assert len(advantage["random_scores"]) == advantage["n"] >= 8 and 0 <= advantage["percentile"] <= 100
+        assert advantage["protocol"]["scored_on"] == "test"
+        assert (quick_run / "results" / dataset / "search_advantage" / "seed0" / "run_info.json").exists()
+        assert (quick_run / "results" / "benchmarks" / dataset / "search_advantage_seed0.tsv").exists()
         assert (quick_run / "logs" / dataset / "search_seed0.log").stat().st_size > 0
         assert (quick_run / "results" / "benchmarks" / dataset / "search_seed0.tsv").exists()
     design = json.loads((quick_run / "results" / "kirigami" / "design" / "design.json").read_text())
@@ -44,6 +49,7 @@ def test_quick_default_produces_every_artifact(quick_run):
     html = (quick_run / "results" / "report.html").read_text()
     assert "surrogate" in html.lower() and "digits" in html
     assert 'id="design-kirigami"' in html and "Learning curves" in html and "published" in html
+    assert 'id="advantage-kirigami">Search advantage: ' in html and 'id="advantage-table-digits"' in html
 
 
 def test_search_log_reports_rate_and_eta(quick_run):

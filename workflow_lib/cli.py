@@ -58,6 +58,13 @@ def _train(args: argparse.Namespace) -> None:
     )
 
 
+def _search_advantage(args: argparse.Namespace) -> None:
+    from workflow_lib.darts.advantage import advantage_step
+
+    advantage_step(StageConfig.from_json(args.settings), Path(args.data), Path(args.genotype), Path(args.out),
+                   Path(args.checkpoint_dir), args.seed)
+
+
 def _baseline(args: argparse.Namespace) -> None:
     from workflow_lib.baselines.registry import baseline_step
     
@@ -104,7 +111,8 @@ def _learning_curves(args: argparse.Namespace) -> None:
 def _summarize(args: argparse.Namespace) -> None:
     from workflow_lib.results.summary import write_summary
 
-    write_summary(Path(args.out), args.dataset, [Path(p) for p in args.metrics])
+    write_summary(Path(args.out), args.dataset, [Path(p) for p in args.metrics],
+                  [Path(p) for p in args.advantage or []])
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -162,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub, "search", _search, "DARTS architecture search")
     train = _run_parser(sub, "train", _train, "final training of a cell's evaluation network")
     train.add_argument("--genotype", default=None, help="genotype JSON (default: the named genotype in the settings)")
+    advantage = _run_parser(sub, "search-advantage", _search_advantage,
+                            "the found cell against random cells of the same space (test split)")
+    advantage.add_argument("--genotype", required=True, help="the found cell's genotype JSON (search or selection)")
     baseline = _run_parser(sub, "baseline", _baseline, "a baseline method")
     baseline.add_argument("--method", required=True)
     select = _settings_parser(sub, "select", _select, "the paper's selection of one cell over the search seeds")
@@ -184,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     summarize = _step_parser(sub, "summarize", _summarize, "aggregate one dataset's metrics over seeds")
     summarize.add_argument("--dataset", required=True)
     summarize.add_argument("--metrics", nargs="+", required=True)
+    summarize.add_argument("--advantage", nargs="*", default=[], help="each seed's advantage.json (search advantage)")
     summarize.add_argument("--out", required=True)
     report = _step_parser(sub, "report", _report, "render the HTML report")
     report.add_argument("--results-dir", required=True)

@@ -5,6 +5,8 @@ read it). The runnable registries (``baselines.BASELINES``, ``models.MODELS``) a
   search + final training.
 - ``STEPS``: every compute step of a dataset's chain, in pipeline order, as named in logs and benchmarks
   (the design steps run only where a dataset enables them).
+- ``SEARCH_ADVANTAGE``: the found cell trained beside random cells of the same space, all scored on the test
+  split (Yang et al., ICLR 2020); runs per seed wherever the search runs.
 - ``NEURAL_STEPS``: the steps that train networks, so the ``device`` block is part of their settings (and only
   theirs: changing the device never reruns data preparation or the random forest).
 """
@@ -22,9 +24,10 @@ DEFAULT_METHODS = (DARTS, RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH)  # a dat
 
 DATA_STEPS = ("raw_data", "prepare")
 DESIGN_STEPS = ("design_table", "design", "learning_curves")  # kirigami design loop, data efficiency
-STEPS = (*DATA_STEPS, "search", "select_cell", "train", *BASELINES, *DESIGN_STEPS)
-NEURAL_STEPS = ("search", "select_cell", "train", *CNN_BASELINES, RANDOM_SEARCH, FIXED_CELL, "design",
-                "learning_curves")
+SEARCH_ADVANTAGE = "search_advantage"
+STEPS = (*DATA_STEPS, "search", "select_cell", "train", SEARCH_ADVANTAGE, *BASELINES, *DESIGN_STEPS)
+NEURAL_STEPS = ("search", "select_cell", "train", SEARCH_ADVANTAGE, *CNN_BASELINES, RANDOM_SEARCH, FIXED_CELL,
+                "design", "learning_curves")
 
 
 def step_of_method(method: str) -> str:

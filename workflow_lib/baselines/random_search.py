@@ -26,10 +26,11 @@ from typing import Any
 
 from workflow_lib.config.types import RandomSearchConfig, SearchConfig, TrainConfig, matched_candidate_epochs
 from workflow_lib.engine import Task, fingerprint_of, resolve_device
-from workflow_lib.io import read_json, write_json_atomic
+from workflow_lib.io import write_json_atomic
 from workflow_lib.models.registry import darts_eval
 from workflow_lib.datasets.splits import proxy_rows
 from workflow_lib.training.fitting import model_tensors
+from workflow_lib.training.records import resumable_records, save_records
 from workflow_lib.training.run import Schedule, fit, metrics_block, run_fingerprint, run_training
 
 log = logging.getLogger("workflow_lib.baselines.random_search")
@@ -72,20 +73,6 @@ def candidate_schedule(cfg: RandomSearchConfig, search: SearchConfig) -> Schedul
                     input_stride=tuple(search.input_stride))
 
 
-def _resumable_records(record_path: Path, fingerprint: str) -> list[dict[str, Any]]:
-    """The finished candidates of an interrupted run of these very settings and data (else none)."""
-    if not record_path.exists():
-        return []
-    try:
-        saved = read_json(record_path)
-        if saved.get("fingerprint") == fingerprint:
-            return list(saved["candidates"])
-        log.warning("%s was written for other settings or data; restarting the random search", record_path)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        log.warning("%s is unreadable (%s); restarting the random search", record_path, error)
-    return []
-
-
 def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, seed: int) -> dict[str, Any]:
     settings = stage.settings
     cfg = RandomSearchConfig.from_dict(settings.get("random_search", {}))
@@ -97,8 +84,9 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
     schedule = candidate_schedule(cfg, search)
     train_rows = proxy_rows(data.search_train_index, search.max_samples)
     val_rows = proxy_rows(data.search_val_index, search.max_samples)
-    fingerprint = run_fingerprint(data, train_rows, stage.device, cfg.to_dict(), asdict(schedule), int(seed))
-    records = _resumable_records(record_path, fingerprint)
+    fingerprint = run_fingerprint(data, train_rows, stage.device, cfg.to_dict(), asdict(schedule), int(seed),
+                                  stage.augment.to_dict())
+    records = resumable_records(record_path, fingerprint, "candidates", "random search")
 
     device = resolve_device(stage.device)
     task = Task.from_prepared(data, data.search_train_index)
@@ -122,7 +110,7 @@ def run(stage: Any, data: Any, out_dir: str | Path, checkpoint_dir: str | Path, 
             "parameters": result.parameters,
             "budget": result.budget,
         })
-        write_json_atomic(record_path, {"fingerprint": fingerprint, "candidates": records})
+        save_records(record_path, fingerprint, "candidates", records)
         log.info("random_search seed %d: candidate %d/%d val %s %.4f", seed, i + 1, cfg.num_candidates,
                  task.metric_name, result.evaluation["metric"])
 

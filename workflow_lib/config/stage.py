@@ -2,7 +2,8 @@
 
 Each rule passes its step's slice to the job as JSON in a ``params:`` entry, so Snakemake's own params
 trigger reruns exactly the steps whose settings changed (changing ``train.epochs`` reruns the final
-training and the random search, which trains its winner with those settings; never the data or the search).
+training, the random search, which trains its winner with those settings, and the search advantage, whose
+cells train with them; never the data or the search).
 The ``device`` block belongs to the steps that train networks only (``workflow_lib.methods.NEURAL_STEPS``).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow_lib.config.types import AugmentConfig, DeviceConfig
-from workflow_lib.methods import BASELINES, FIXED_CELL, NEURAL_STEPS, RANDOM_SEARCH, STEPS
+from workflow_lib.methods import BASELINES, FIXED_CELL, NEURAL_STEPS, RANDOM_SEARCH, SEARCH_ADVANTAGE, STEPS
 
 SOURCE_KEYS = ("kind", "source")
 DATA_KEYS = ("kind", "source", "target", "pad_rows", "split")
@@ -30,6 +31,8 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return block[stage]
     if stage == "select_cell":
         return {"selection": block["selection"], "train": block["train"]}
+    if stage == SEARCH_ADVANTAGE:  # every cell trains with the train settings, shortened by the block
+        return {"search_advantage": block["search_advantage"], "train": block["train"]}
     if stage == FIXED_CELL:
         return {"fixed_cell": block["baselines"][FIXED_CELL], "train": block["train"]}
     if stage == RANDOM_SEARCH:

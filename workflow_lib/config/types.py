@@ -191,6 +191,16 @@ class SelectionConfig(ConfigBlock):
 
 
 @dataclass(frozen=True)
+class SearchAdvantageConfig(ConfigBlock):
+    SCHEMA: ClassVar[str] = "#/$defs/search_advantage"
+    enabled: bool
+    num_cells: int
+    epochs: int | None
+    max_steps_per_epoch: int | None
+    train_samples: int | None
+
+
+@dataclass(frozen=True)
 class FixedCellConfig(ConfigBlock):
     SCHEMA: ClassVar[str] = "#/$defs/baselines/properties/fixed_cell"
     genotype: str | None

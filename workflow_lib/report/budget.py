@@ -1,7 +1,7 @@
 """What each method's result cost, beside its score: epochs, optimizer steps, samples seen, wall time, input.
 
 Read from the ``budget`` blocks the steps write (metrics.json of every method, history.json of the search,
-candidates.json of the random search); averaged over seeds. A reader can only judge a comparison of test
+candidates.json of the random search, advantage.json of the search advantage); averaged over seeds. A reader can only judge a comparison of test
 scores when the budgets stand next to them (a searched cell trained for 10 epochs against a ResNet trained
 for 2 says little about the architectures).
 """
@@ -62,6 +62,17 @@ def _candidate_input(document: dict[str, Any]) -> Any:
     return (candidates[0].get("budget") or {}).get("input_shape")
 
 
+def advantage_budget(document: dict[str, Any]) -> dict[str, Any]:
+    """The search advantage of one seed: every cell's training, summed."""
+    cells = [document.get("found") or {}, *(document.get("random") or [])]
+    budgets = [cell.get("budget") or {} for cell in cells]
+    return {"epochs": sum(b.get("epochs", 0) for b in budgets),
+            "optimizer_steps": sum(b.get("optimizer_steps", 0) for b in budgets),
+            "samples_seen": sum(b.get("samples_seen", 0) for b in budgets),
+            "train_seconds": sum(float(cell.get("seconds") or 0.0) for cell in cells),
+            "input_shape": (document.get("protocol") or {}).get("input_shape")}
+
+
 def method_budget(ds: DatasetResults, method: str) -> dict[str, Any]:
     """The budget of the model a method's score comes from (its final training)."""
     return summarize([run.metrics.get("budget") for run in ds.methods.get(method, {}).values()])
@@ -73,6 +84,9 @@ def phases(ds: DatasetResults) -> list[dict[str, Any]]:
     if ds.searches:
         rows.append({"method": "darts", "phase": "architecture search",
                      **summarize([run.budget for run in ds.searches.values()])})
+    if ds.advantage:
+        rows.append({"method": "darts", "phase": "search advantage (found + random cells, one protocol)",
+                     **summarize([advantage_budget(document) for document in ds.advantage.values()])})
     for method, runs in ds.methods.items():
         if method == "random_search":
             documents = [run.candidates or {} for run in runs.values()]

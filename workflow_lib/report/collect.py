@@ -122,6 +122,8 @@ class DatasetResults:
     design: dict[str, Any] | None = None   # design/design.json (the kirigami design loop)
     selection: dict[str, Any] | None = None  # search/selection/selection.json (the paper's selection step)
     curves: dict[str, Any] | None = None   # learning_curves/learning_curves.json
+    advantage: dict[int, dict[str, Any]] = field(default_factory=dict)  # search_advantage/seed{s}/advantage.json
+    advantage_planned: bool | None = None  # the plan runs the search advantage (None: no plan)
 
     @property
     def task(self) -> str:
@@ -348,6 +350,25 @@ def read_method_run(run_dir: Path, method: str, seed: int, notes: list[str]) -> 
                      candidates=candidates if isinstance(candidates, dict) else None)
 
 
+ADVANTAGE_KEYS = ("found", "random", "percentile", "beaten", "n", "random_mean", "random_std",
+                  "relative_improvement", "protocol")
+
+
+def read_advantage(ds_dir: Path, seeds: Iterable[int], planned: bool | None, notes: list[str]) -> dict[int, dict]:
+    """Each seed's advantage.json: all that the plan asks for (missing ones noted), else those that exist."""
+    documents = {}
+    for seed in seeds if planned is not False else []:
+        path = ds_dir / "search_advantage" / f"seed{seed}" / "advantage.json"
+        if planned is None and not path.exists():
+            continue
+        document = _read_json(path, notes, f"search advantage seed {seed}")
+        if isinstance(document, dict) and all(key in document for key in ADVANTAGE_KEYS):
+            documents[seed] = document
+        elif document is not None:
+            notes.append(f"search advantage seed {seed}: unreadable ({path}: keys missing)")
+    return documents
+
+
 def _seed_of(name: str) -> int | None:
     match = re.fullmatch(r"seed(\d+)", name)
     return int(match.group(1)) if match else None
@@ -367,7 +388,8 @@ def _method_names(ds_dir: Path, methods: Iterable[str] | None, notes: list[str])
 def collect_dataset(results_dir: Path, name: str, seeds: Iterable[int], methods: Iterable[str] | None = None,
                     search: bool = True, stages: dict[str, bool] | None = None) -> DatasetResults:
     """One dataset's artifacts: the search (when ``search``), every method of ``methods`` for every seed, and
-    the design loop and learning curves where ``stages`` says so (without a plan: where they exist)."""
+    the design loop, learning curves and search advantage where ``stages`` says so (without a plan: where they
+    exist)."""
     stages = stages or {}
     seeds = list(seeds)
     ds_dir = results_dir / name
@@ -404,6 +426,8 @@ def collect_dataset(results_dir: Path, name: str, seeds: Iterable[int], methods:
         if stages.get(key, path.exists()):
             document = _read_json(path, notes, what)
             setattr(result, "design" if key == "design" else "curves", document if isinstance(document, dict) else None)
+    result.advantage_planned = stages.get("search_advantage") if search else False
+    result.advantage = read_advantage(ds_dir, seeds, result.advantage_planned, notes)
     if (ds_dir / "summary.json").exists():
         summary = _read_json(ds_dir / "summary.json", notes, "summary")
         result.summary = summary if isinstance(summary, dict) else None
@@ -493,7 +517,7 @@ def collect(results_dir: Path | str, datasets: Iterable[str], seeds: Iterable[in
     data = [collect_dataset(results_dir, name, seeds, per_dataset.get(name, {}).get("methods"),
                             per_dataset.get(name, {}).get("search", True),
                             {key: value for key, value in per_dataset.get(name, {}).items()
-                             if key in ("design", "learning_curves")}) for name in datasets]
+                             if key in ("design", "learning_curves", "search_advantage")}) for name in datasets]
     times, time_notes = collect_stage_times(stage_times)
     return ReportData(results_dir=results_dir, datasets=data, seeds=seeds,
                       stage_times=times, stage_time_notes=time_notes)

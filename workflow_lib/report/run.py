@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from workflow_lib.io import atomic_path, write_json_atomic, write_text_atomic
+from workflow_lib.report import advantage as A
 from workflow_lib.report import cells as cells_mod
 from workflow_lib.report import design_figures as D
 from workflow_lib.report import figures as F
@@ -43,6 +44,9 @@ CAPTIONS = {
     "edges": "PC-DARTS edge normalization on {dataset}: the weight of each edge (softmax of the edge parameters "
              "over its node's incoming edges, Xu et al. 2020, Eq. 4) per search epoch; dotted: the uniform start "
              "1/(inputs of the node). The derived cell ranks edges by edge weight x operation weight.",
+    "advantage": "Search advantage on {dataset} (Yang et al., ICLR 2020): the test {metric} of cells sampled "
+                 "uniformly from the DARTS space (grey; black bar: their mean) and of the found cell (red star), "
+                 "all trained with one protocol, per seed. The random cells are scored, never selected.",
     "skip_count": "Number of skip_connect edges among the 8 edges of the derived cell after each search epoch.",
     "parity": "Predicted versus true {target} on the test split of {dataset} for {method}; one colour per seed, "
               "the black line is y = x and the legend gives each seed's test R².",
@@ -159,6 +163,14 @@ def dataset_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any]:
                [[r["method"], r["n_seeds"], r["parameters_value"], r["time_value"], r["device"]]
                 + [v for m in table["metrics"] for v in (r["cells"][m]["value"], r["cells"][m]["std_value"])]
                 for r in table["rows"]], f"{ds.name}: results per method (mean and std over seeds)")
+
+    section["advantage"] = A.advantage_section(ds)
+    if ds.advantage:
+        section["advantage"]["figure"] = _png(
+            figs, ds.name, "advantage", "strip", "Search advantage: found cell vs random cells",
+            _caption("advantage", dataset=ds.name, metric=metric_text), A.strip_plot(ds))
+        figs.table(ds.name, "search_advantage", ["seed", "cell", "test_score", "parameters", "seconds"],
+                   A.cell_rows(ds), f"{ds.name}: test score of the found cell and of each random cell, per seed")
 
     section["cells"] = _cell_figures(ds, figs, notes)
     section["curves"] = [

@@ -10,8 +10,11 @@
 
 ``std`` is the sample standard deviation (ddof=1) over seeds, 0.0 with one seed. ``parameters`` is the count
 when every seed has the same, otherwise the mean rounded to an integer (cell methods differ per seed).
-Methods appear in the order of first appearance; seeds sorted. ``write_summary(path, dataset, metrics_paths)``
-writes it atomically and returns the document.
+Methods appear in the order of first appearance; seeds sorted. With the search advantage's per-seed
+``advantage.json`` files (``advantage_paths``) the summary also holds ``search_advantage``
+(``results.advantage.summary_block``: percentile, random_scores, found_score, relative_improvement, protocol,
+beaten, n, random_mean, random_std; pooled with ``per_seed`` entries over several seeds).
+``write_summary(path, dataset, metrics_paths, advantage_paths=())`` writes it atomically and returns it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from workflow_lib.io import read_json
+from workflow_lib.results.advantage import summary_block
 from workflow_lib.results.writers import write_metrics
 
 
@@ -35,7 +39,8 @@ def _stats(values: list[float]) -> dict[str, Any]:
     return {"mean": float(array.mean()), "std": std, "values": values}
 
 
-def summarise(dataset: str, metrics_paths: Iterable[str | Path]) -> dict[str, Any]:
+def summarise(dataset: str, metrics_paths: Iterable[str | Path],
+              advantage_paths: Iterable[str | Path] = ()) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {}
     for path in metrics_paths:
         document = read_json(path)
@@ -67,10 +72,15 @@ def summarise(dataset: str, metrics_paths: Iterable[str | Path]) -> dict[str, An
             "test": {name: _stats([d.get("test", {}).get(name) for d in docs]) for name in names},
             "train_seconds": _stats([d.get("train_seconds") for d in docs]),
         }
-    return {"dataset": dataset, "methods": methods}
+    document: dict[str, Any] = {"dataset": dataset, "methods": methods}
+    advantage = [read_json(path) for path in advantage_paths]
+    if advantage:
+        document["search_advantage"] = summary_block(advantage)
+    return document
 
 
-def write_summary(path: str | Path, dataset: str, metrics_paths: Iterable[str | Path]) -> dict[str, Any]:
-    document = summarise(dataset, metrics_paths)
+def write_summary(path: str | Path, dataset: str, metrics_paths: Iterable[str | Path],
+                  advantage_paths: Iterable[str | Path] = ()) -> dict[str, Any]:
+    document = summarise(dataset, metrics_paths, advantage_paths)
     write_metrics(path, document)
     return document

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workflow_lib.config.stage import design_settings, stage_json
-from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, STEPS, step_of_method
+from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, SEARCH_ADVANTAGE, STEPS, step_of_method
 
 # Rule names that a dataset may not take, since every dataset also gets a target rule of its name.
 RULE_NAMES = frozenset({"all", "report", "raw_data", "prepare", "search", "train", "random_forest",
                         "baseline_cnn", "random_search", "fixed_cell", "select_cell", "summarize", "design_table", "design",
-                        "learning_curves"})
+                        "learning_curves", SEARCH_ADVANTAGE})
 RESERVED_NAMES = RULE_NAMES | frozenset(METHODS) | frozenset(STEPS)
 
 
@@ -52,6 +52,9 @@ class Layout:
 
     def metrics(self, dataset: str, method: str, seed: int | str) -> str:
         return f"{self.method_dir(dataset, method, str(seed))}/metrics.json"
+
+    def advantage_dir(self, dataset: str = "{dataset}", seed: str = "{seed}") -> str:
+        return f"{self.results}/{dataset}/search_advantage/seed{seed}"
 
     def selection_dir(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/search/selection"
@@ -99,6 +102,12 @@ class Layout:
             outputs.append(f"{self.selection_dir(dataset)}/selection.json")
         return outputs
 
+    def advantage_outputs(self, config: dict, dataset: str) -> list[str]:
+        """Each seed's advantage.json where the search advantage runs (see runs_advantage)."""
+        if not runs_advantage(config, dataset):
+            return []
+        return [f"{self.advantage_dir(dataset, str(seed))}/advantage.json" for seed in config["seeds"]]
+
     def design_outputs(self, config: dict, dataset: str) -> list[str]:
         """The design loop's and learning curves' results, where the dataset enables them."""
         block = config["datasets"][dataset]
@@ -115,6 +124,8 @@ class Layout:
         steps = [step_of_method(method) for method in block["methods"]]
         if runs_search(config, dataset):
             steps.insert(0, "search")
+        if runs_advantage(config, dataset):
+            steps.append(SEARCH_ADVANTAGE)
         selection = [] if not block["selection"]["enabled"] else [
             {"dataset": dataset, "step": "select_cell", "seed": None, "path": self.benchmark(dataset, "select_cell")}]
         files = [{"dataset": dataset, "step": step, "seed": None, "path": self.benchmark(dataset, step)}
@@ -132,7 +143,8 @@ class Layout:
         """Everything the report reads, as JSON: it never lists folders, so it shows exactly this config."""
         datasets = {
             name: {"methods": list(block["methods"]), "search": runs_search(config, name),
-                   "design": block["design"]["enabled"], "learning_curves": block["learning_curves"]["enabled"]}
+                   SEARCH_ADVANTAGE: runs_advantage(config, name), "design": block["design"]["enabled"],
+                   "learning_curves": block["learning_curves"]["enabled"]}
             for name, block in config["datasets"].items()
         }
         plan = {
@@ -147,6 +159,11 @@ class Layout:
 def runs_search(config: dict, dataset: str) -> bool:
     block = config["datasets"][dataset]
     return DARTS in block["methods"] and not block["train"]["genotype"]
+
+
+def runs_advantage(config: dict, dataset: str) -> bool:
+    """The search advantage runs wherever the search runs, unless its block disables it."""
+    return runs_search(config, dataset) and bool(config["datasets"][dataset][SEARCH_ADVANTAGE]["enabled"])
 
 
 def source_files(config: dict, dataset: str) -> list[str]:
@@ -225,4 +242,5 @@ class RuleInputs:
         return [f"{self.layout.search_dir(wildcards.dataset, str(seed))}/genotype.json" for seed in self.config["seeds"]]
 
 
-__all__ = ["CNN_BASELINES", "Layout", "RESERVED_NAMES", "RuleInputs", "runs_search", "source_files"]
+__all__ = ["CNN_BASELINES", "Layout", "RESERVED_NAMES", "RuleInputs", "runs_advantage", "runs_search",
+           "source_files"]
