@@ -48,6 +48,11 @@ SPLIT_NOTE = (
 )
 
 
+def image_size(block: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of the prepared images."""
+    return (32, 32)
+
+
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # cifar-10-python.tar.gz (torchvision.datasets.CIFAR10.tgz_md5)
 TRUST_KEY = "datasets.<name>.source.trust_unverified"
 
