@@ -5,8 +5,9 @@ workflow_lib.config.stage), never as a farm of flags, so the rules stay declarat
 exactly when its settings change, and the settings are recorded beside the results.
 A ``workflow_lib.errors.UserError`` (bad config, data or device) ends with one line and exit status 2.
 Before a step that reads prepared data starts, its input strides are checked against the images (the config
-check can only do so where the config tells the image size). A step with a ``--checkpoint-dir`` runs holding that folder's lock (``workflow_lib.engine.step_lock``): a
-second copy of the step on the same folder stops at once, naming the process that holds it.
+check can only do so where the config tells the image size). A step with a ``--checkpoint-dir`` runs holding
+that folder's lock (``workflow_lib.engine.step_lock``): a second copy of the step on the same folder stops at
+once, naming the process that holds it.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Optional arrays: `class_names` (K,) str (classification: the name of label i; default "0".."K-1") and
 `target_name` (str, regression; default "y"). Classification labels are non-negative integers; the classes
 present become class ids 0..K'-1 in label order and keep their names (labels {3, 7}: two classes named "3"
-and "7"; provenance "labels" lists the file's label of each id); a single class is refused (nothing to learn). Integer images (uint8 etc.) are used as they are, converted to float32, except
-uint8 which is scaled by 1/255 to [0, 1]. The file is read with allow_pickle=False.
+and "7"; provenance "labels" lists the file's label of each id); a single class is refused (nothing to
+learn). Integer images (uint8 etc.) are used as they are, converted to float32, except uint8 which is scaled
+by 1/255 to [0, 1]. The file is read with allow_pickle=False.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def minimum_samples(method: str, test_fraction: float, search_val_fraction: floa
     """The fewest samples whose split leaves MIN_PER_PART in every part (None for the official split: fixed test set)."""
     if method == "official":
         return None
-    # fewer than 1 / min(fraction) samples cannot give the smaller side of the test split more than one row
+    # below 1 / min(test_fraction, 1 - test_fraction) samples the test set or the rest holds one row at most
     start = max(3 * MIN_PER_PART, math.floor(1 / min(test_fraction, 1 - test_fraction)))
     for n in range(start, start + limit):
         if min(part_sizes(method, n, test_fraction, search_val_fraction).values()) >= MIN_PER_PART:

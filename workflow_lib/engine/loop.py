@@ -82,7 +82,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(plain(item) for item in value)
+        items = [plain(item) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
     return value
