@@ -40,7 +40,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 # Snakemake reports a YAML syntax error in --configfile without file or line: workflow_lib.yaml_errors adds
-# them; this one-line .pth imports it at interpreter start in this venv only (see the module's docstring).
+# them (and names a target written after --configfile, which Snakemake reads as a config file); this
+# one-line .pth imports it at interpreter start in this venv only (see the module's docstring).
 SITE="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 echo "import workflow_lib.yaml_errors" > "$SITE/workflow_lib_yaml_errors.pth"
 echo "[setup] environment ready: $ROOT/.venv"

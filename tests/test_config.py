@@ -154,3 +154,32 @@ def test_schema_is_the_one_source_of_defaults():
 def test_typed_config_rejects_bad_values_with_the_key():
     with pytest.raises(ConfigError, match="config key 'search.layers': 1 is less than the minimum of 3"):
         SearchConfig.from_dict({"layers": 1})
+
+
+@pytest.mark.parametrize("step, keys", [
+    ("search", {"search.input_stride"}),
+    ("resnet18", {"baselines.resnet18.input_stride"}),
+    ("random_search", {"search.input_stride", "train.input_stride"}),
+    ("fixed_cell", {"train.input_stride"}),
+    ("select_cell", {"train.input_stride"}),
+    ("design", {"design.input_stride"}),
+    ("learning_curves", {"train.input_stride", "baselines.tiny_resnet.input_stride",
+                         "baselines.resnet18.input_stride"}),
+])
+def test_every_input_stride_of_a_step_is_named_by_its_config_key(step, keys):
+    """A step's own stride check (on its prepared data) names the key the user wrote."""
+    from workflow_lib.config.stage import input_strides, stage_settings
+
+    config = load_config({"datasets": {"k": {  # a different stride everywhere, so a wrong key shows
+        "kind": "kirigami", "search": {"input_stride": [1, 2]}, "train": {"input_stride": [2, 1]},
+        "baselines": {"resnet18": {"input_stride": [1, 3]}, "tiny_resnet": {"input_stride": [3, 1]}},
+        "design": {"input_stride": [2, 2]},
+        "learning_curves": {"methods": ["random_forest", "tiny_resnet", "resnet18", "darts"]}}}})
+    block = config["datasets"]["k"]
+    found = dict(input_strides(step, stage_settings(config, "k", step)))
+    assert set(found) == keys
+    for key, stride in found.items():
+        node = block
+        for part in key.split("."):
+            node = node[part]
+        assert node == stride, key

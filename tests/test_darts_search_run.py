@@ -66,6 +66,8 @@ def _final_state(tmp_path, name, epochs_first=None):
     run = SearchRun(stage, data, seed=1)
     loop = EpochLoop(tmp_path / name / "ckpt.pt", run.components(), 3)
     history = loop.run(run.epoch)
+    # every component's state (architect, scheduler, batches, ...) came back through the safe loader
+    assert loop.resumed_from == (epochs_first or 0)
     return run.model.state_dict(), [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 

@@ -166,7 +166,7 @@ def test_resume_is_bitwise(order):
     straight = {k: v.clone() for k, v in m.state_dict().items()}
 
     m2, opt2, arch2, _ = _setup(order, seed=123)  # different init: everything must come from the state
-    state = torch.load(saved)
+    state = torch.load(saved, weights_only=True)  # as the workflow loads checkpoints: plain data only
     m2.load_state_dict(state["m"])
     opt2.load_state_dict(state["o"])
     arch2.load_state_dict(state["a"])

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from workflow_lib.config.types import AugmentConfig
-from workflow_lib.datasets.splits import SEARCH_TRAIN, SEARCH_VAL, TEST, official_split, sklearn_split, split_for
+from workflow_lib.datasets.splits import (MIN_PER_PART, SEARCH_TRAIN, SEARCH_VAL, TEST, minimum_samples,
+                                          official_split, part_sizes, sklearn_split, split_for, split_sizes)
 from workflow_lib.engine.augment import RandomCropFlip, channel_stats, model_inputs, train_transform
 from workflow_lib.engine.batches import make_generator
 
@@ -40,6 +41,20 @@ def test_official_split_needs_an_official_test_set():
 
     with pytest.raises(DataError, match="official"):
         split_for("official", 10, 0.2, 0, 0.5, None)
+
+
+@pytest.mark.parametrize("method", ["random", "sklearn"])
+@pytest.mark.parametrize("fractions", [(0.2, 0.5), (0.1, 0.3), (0.33, 0.1), (0.05, 0.5)])
+def test_part_sizes_and_minimum_samples_match_the_split(method, fractions):
+    """The size check (too few samples: an error naming the minimum) predicts the split without drawing it."""
+    test_fraction, search_val_fraction = fractions
+    minimum = minimum_samples(method, test_fraction, search_val_fraction)
+    for n in range(3, minimum + 40):
+        sizes = part_sizes(method, n, test_fraction, search_val_fraction)
+        if n < minimum:
+            assert min(sizes.values()) < MIN_PER_PART, n
+            continue
+        assert split_sizes(split_for(method, n, test_fraction, 1, search_val_fraction)) == sizes, n
 
 
 def test_random_crop_with_padding_is_a_shift_and_flip_mirrors():

@@ -76,6 +76,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, monkeypatch):
     assert not (tmp_path / "b" / "metrics.json").exists()
     monkeypatch.setattr(run_module, "train_epoch", real)
     resumed = run_training(st, data, "DARTS_V2", tmp_path / "b", tmp_path / "cb", seed=1)
+    assert not list((tmp_path / "cb").glob("*.unusable"))  # resumed: the safe loader read the checkpoint
     assert resumed["test"] == full["test"]
     assert (tmp_path / "a" / "predictions.csv").read_text() == (tmp_path / "b" / "predictions.csv").read_text()
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731

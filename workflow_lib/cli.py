@@ -4,11 +4,16 @@ Every step gets its settings as one JSON document (``--settings``, the rule's ``
 workflow_lib.config.stage), never as a farm of flags, so the rules stay declarative, Snakemake reruns a step
 exactly when its settings change, and the settings are recorded beside the results.
 A ``workflow_lib.errors.UserError`` (bad config, data or device) ends with one line and exit status 2.
+Before a step that reads prepared data starts, its input strides are checked against the images (the config
+check can only do so where the config tells the image size). A step with a ``--checkpoint-dir`` runs holding
+that folder's lock (``workflow_lib.engine.step_lock``): a second copy of the step on the same folder stops at
+once, naming the process that holds it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -206,11 +211,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_input_strides(args: argparse.Namespace) -> None:
+    """A step that reads prepared data: its input strides must fit the images (the key is named otherwise)."""
+    if getattr(args, "settings", None) is None or getattr(args, "data", None) is None:
+        return
+    from workflow_lib.config.checks import check_step_input_strides
+
+    check_step_input_strides(StageConfig.from_json(args.settings), Path(args.data))
+
+
+def _checkpoint_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The step's checkpoint folder lock (one copy per folder), or nothing for steps without checkpoints."""
+    if getattr(args, "checkpoint_dir", None) is None:
+        return contextlib.nullcontext()
+    from workflow_lib.engine.step_lock import step_lock
+
+    return step_lock(Path(args.checkpoint_dir))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure(args)
     try:
-        args.handler(args)
+        _check_input_strides(args)
+        with _checkpoint_lock(args):
+            args.handler(args)
     except (UserError, FileNotFoundError) as err:  # bad input: one clear line; bugs keep their traceback
         print(f"error in step '{args.step}': {err}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -72,6 +72,20 @@ def torch_save_atomic(path: str | Path, obj: Any) -> Path:
     return _write_with(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
+def npz_array_shape(path: str | Path, key: str) -> tuple[int, ...] | None:
+    """The shape of array ``key`` in an .npz file from its header alone (no data read); None when unreadable."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
+            version = np.lib.format.read_magic(handle)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = reader(handle)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    return tuple(int(s) for s in shape)
+
+
 def read_json(path: str | Path) -> Any:
     with open(path) as handle:
         return json.load(handle)

@@ -1,18 +1,26 @@
-"""Name the file, line and column when Snakemake's ``--configfile`` is not valid YAML.
+"""Name the file, line and column when Snakemake's ``--configfile`` is not valid YAML; catch a target read as one.
 
 Snakemake parses ``--configfile`` before it reads the Snakefile and reports a syntax error as "Config file
 is not valid JSON or YAML" without the file or the line, so no check in the Snakefile can help. This module
 is imported at interpreter start by a one-line ``.pth`` file that ``scripts/setup-env.sh`` puts into the
 project's virtual environment; it waits (a meta-path hook, costing nothing until then) for Snakemake's
 ``snakemake.common.configfile`` to be imported and wraps its loader so that the same error names
-``path:line:column`` and the YAML problem. Nothing else about the loading changes.
+``path:line:column`` and the YAML problem.
+
+``--configfile`` takes several files, so a target written after it (``snakemake --configfile cfg.yaml
+results/digits/summary.json``) is read as a second config file: Snakemake stopped with a raw
+``FileNotFoundError`` traceback, or merged an existing JSON result into the config. Here a config file
+that does not exist, or is not a ``.yaml`` / ``.yml`` file, stops with one message saying so and how to
+write the command. Nothing else about the loading changes.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import os
 import sys
+from pathlib import Path
 
 TARGET = "snakemake.common.configfile"
 
@@ -26,10 +34,30 @@ def _located(error: Exception, source: object) -> str | None:
     return f"Config file {source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
 
 
+CONFIG_SUFFIXES = (".yaml", ".yml")
+ORDER_HINT = ("a target after --configfile is read as a config file; put targets before --configfile "
+              "(snakemake TARGET --configfile FILE) or use --configfile=FILE")
+
+
+def _misplaced_target(source: object) -> str | None:
+    """Why a config file path looks like a target written after --configfile (None when it looks fine)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(source)
+    if not path.exists():
+        return f"config file '{source}' does not exist: {ORDER_HINT}"
+    if path.suffix.lower() not in CONFIG_SUFFIXES:
+        return f"config file '{source}' is not a .yaml or .yml file: {ORDER_HINT}"
+    return None
+
+
 def _wrap(module) -> None:
     original = module._load_configfile
 
     def load_naming_the_line(configpath_or_obj, filetype="Config"):
+        problem = _misplaced_target(configpath_or_obj) if filetype == "Config" else None
+        if problem is not None:
+            raise module.WorkflowError(problem)
         try:
             return original(configpath_or_obj, filetype)
         except module.WorkflowError as error:

@@ -5,6 +5,11 @@
   readable genotype JSON file; an unknown name would otherwise fail only inside the training job.
 - data files named in the config (``npz`` files, a local MD file) must exist, so a typo fails in seconds,
   not after the DAG has started deleting the previous run's outputs.
+- every ``input_stride`` must fit the dataset's images (a stride larger than the image leaves a 1x1 input):
+  here where the size follows from the config (``DatasetSpec.image_size``: digits 8x8, cifar10 32x32,
+  kirigami (30 + 2 pad_rows)x80, npz from the header of the file's ``x``), and again in each step on the
+  prepared data (``check_step_input_strides``, called by the command line), naming the same key.
+- ``results_dir``, ``checkpoint_dir`` and ``log_dir`` must be folders (or not exist yet), not files.
 """
 
 from __future__ import annotations
@@ -98,8 +103,65 @@ def _check_split(name: str, block: dict[str, Any]) -> None:
                      f"set (cifar10); dataset {name!r} is {block['kind']!r}")
 
 
+def check_input_stride(key: str, stride: list[int], size: tuple[int, int], what: str) -> None:
+    """Refuse a stride larger than the images: ``subsample`` would silently leave one row or column."""
+    height, width = size
+    if stride[0] > height or stride[1] > width:
+        rows, cols = -(-height // stride[0]), -(-width // stride[1])
+        raise _error(f"config key '{key}': input_stride {list(stride)} is larger than the {height}x{width} images "
+                     f"of {what} (the network would see {rows}x{cols}); each stride must be at most the image "
+                     f"height and width ([rows <= {height}, columns <= {width}])")
+
+
+def _strides_in(node: Any, path: str) -> list[tuple[str, list[int]]]:
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for key, value in node.items():
+        found += [(f"{path}.{key}", value)] if key == "input_stride" else _strides_in(value, f"{path}.{key}")
+    return found
+
+
+def _check_input_strides(name: str, block: dict[str, Any]) -> None:
+    from workflow_lib.datasets.registry import get_dataset
+
+    size = get_dataset(block["kind"]).image_size(block)
+    if size is None:  # an unreadable npz: its fetch step names the problem; each step checks again
+        return
+    for key, stride in _strides_in(block, f"datasets.{name}"):
+        check_input_stride(key, stride, size, f"dataset {name!r}")
+
+
+def check_step_input_strides(stage: Any, data_path: str | Path) -> None:
+    """A step's strides against its prepared data (``stage``: a StageConfig), before it loads anything else."""
+    from workflow_lib.config.stage import input_strides
+    from workflow_lib.io import npz_array_shape
+
+    shape = npz_array_shape(data_path, "x")
+    if shape is None or len(shape) != 4:  # missing or unreadable: the step's own loader says so
+        return
+    for key, stride in input_strides(stage.stage, stage.settings):
+        check_input_stride(f"datasets.{stage.dataset}.{key}", stride, (shape[2], shape[3]),
+                           f"dataset {stage.dataset!r} ({data_path})")
+
+
+FOLDER_KEYS = ("results_dir", "checkpoint_dir", "log_dir")
+
+
+def _check_folders(config: dict[str, Any]) -> None:
+    """Each output folder must be a folder or not exist yet; a file at (or above) it would fail every job."""
+    for key in FOLDER_KEYS:
+        path = Path(config[key])
+        for part in (path, *path.parents):
+            if part.exists() and not part.is_dir():
+                where = "is a file" if part == path else f"lies under {part}, which is a file"
+                raise _error(f"config key '{key}': {config[key]} {where}, not a folder; "
+                             "set another path or move the file")
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Apply the checks above to a schema-valid config (in place) and return it."""
+    _check_folders(config)
     for name, block in config["datasets"].items():
         _check_source(name, block)
         _check_split(name, block)
@@ -107,4 +169,5 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         _check_genotype(f"datasets.{name}.train.genotype", block["train"]["genotype"])
         _check_fixed_cell(name, block)
         _check_design(name, block)
+        _check_input_strides(name, block)
     return config

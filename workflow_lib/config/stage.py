@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from workflow_lib.config.types import AugmentConfig, DeviceConfig
 from workflow_lib.methods import BASELINES, FIXED_CELL, NEURAL_STEPS, RANDOM_SEARCH, SEARCH_ADVANTAGE, STEPS
@@ -60,6 +60,36 @@ def design_settings(block: dict) -> dict[str, Any]:
     if design["darts"]["genotype"] is None and block["train"]["genotype"]:
         design["darts"] = {**design["darts"], "genotype": block["train"]["genotype"]}
     return design
+
+
+COMPOSITE_STEPS = ("select_cell", FIXED_CELL, RANDOM_SEARCH, "learning_curves")  # settings: {block name: block}
+
+
+def settings_key(stage: str, path: Sequence[str]) -> str:
+    """The dataset-block key (e.g. ``baselines.resnet18.input_stride``) of the setting at ``path`` of a step's
+    settings (``stage_settings``): the inverse of the slicing above, for naming config keys in errors."""
+    if stage in COMPOSITE_STEPS:
+        head = {"darts": "train"}.get(path[0], path[0])  # a learning curve's darts trains with train
+        head = f"baselines.{head}" if head in BASELINES else head
+        return ".".join([head, *path[1:]])
+    head = f"baselines.{stage}" if stage in BASELINES else stage
+    return ".".join([head, *path])
+
+
+def input_strides(stage: str, settings: dict[str, Any]) -> list[tuple[str, list[int]]]:
+    """Every ``input_stride`` in a step's settings, with its dataset-block key."""
+    found: list[tuple[str, list[int]]] = []
+
+    def walk(node: Any, path: list[str]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "input_stride":
+                    found.append((settings_key(stage, [*path, key]), list(value)))
+                else:
+                    walk(value, [*path, key])
+
+    walk(settings, [])
+    return found
 
 
 def stage_document(config: dict, dataset: str, stage: str) -> dict[str, Any]:

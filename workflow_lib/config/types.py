@@ -87,6 +87,7 @@ class SourceConfig(ConfigBlock):
     seed: int
     task: str
     download: bool
+    trust_unverified: bool
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,20 @@ fetch: use <source.path or data/cifar10>/cifar-10-batches-py if present, else do
 torchvision (needs network). prepare: read the python-pickle batches (the format torchvision's CIFAR10
 reads), pool train + test and keep all or a seeded subset (source.subset).
 
-The batches are read directly rather than through torchvision.datasets.CIFAR10(download=False), because
-that class insists on the official MD5 sums (so a test fixture or a re-packed copy would be rejected);
-fetch records instead whether every file matches the official MD5 ("official_md5_match" in provenance).
+The batches are pickles, and unpickling a file can run code. So, before a batch is unpickled, every file is
+checked against the published MD5 sums, read at run time from torchvision.datasets.CIFAR10 (its train_list,
+test_list and meta; the archive cifar-10-python.tar.gz itself has MD5 c58f30108f718f92721af3b95e74349a). A
+file that does not match is refused with a message naming it, the expected and the found sum, unless the
+config sets ``source.trust_unverified: true`` (a re-packed copy, a test fixture). Even then the batches are
+read with a restricted unpickler that builds only what a CIFAR batch holds (dicts, lists, strings, bytes,
+numbers and NumPy arrays) and refuses every other object before creating it, so no file runs code either way.
+The batches are read directly rather than through torchvision.datasets.CIFAR10(download=False), whose
+plain pickle.load would run whatever an unverified file holds.
 """
 
 from __future__ import annotations
 
+import codecs
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,7 @@ import numpy as np
 
 from workflow_lib.config.types import DataConfig
 from workflow_lib.datasets.fetch import DataError, DataUnavailableError, file_record, manifest_file
+from workflow_lib.errors import UserError
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.io import file_digest
 from workflow_lib.datasets.splits import subset_index
@@ -40,16 +48,48 @@ SPLIT_NOTE = (
 )
 
 
-# The official MD5 sums (as listed by torchvision.datasets.CIFAR10; kept here to avoid importing torch).
-OFFICIAL_MD5 = {
-    "data_batch_1": "c99cafc152244af753f735de768cd75f",
-    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-    "data_batch_4": "634d18415352ddfa80567beed471001a",
-    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-    "test_batch": "40351d587109b95175f43aff81a1287e",
-    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
-}
+def image_size(block: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of the prepared images."""
+    return (32, 32)
+
+
+ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # cifar-10-python.tar.gz (torchvision.datasets.CIFAR10.tgz_md5)
+TRUST_KEY = "datasets.<name>.source.trust_unverified"
+
+
+class UnverifiedDataError(UserError, ValueError):
+    """A CIFAR-10 file that does not match its published checksum (a pickle: it could run code)."""
+
+
+def official_md5() -> dict[str, str]:
+    """The published MD5 of every file, as torchvision.datasets.CIFAR10 lists them (train_list, test_list, meta)."""
+    from torchvision.datasets import CIFAR10
+
+    sums = {name: md5 for name, md5 in [*CIFAR10.train_list, *CIFAR10.test_list]}
+    sums[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
+    return sums
+
+
+def unverified_files(folder: Path) -> list[tuple[str, str, str]]:
+    """(file, expected MD5, found MD5) of every file that does not match its published checksum."""
+    expected = official_md5()
+    found = {name: file_digest(folder / name, "md5") for name in FILES}
+    return [(name, expected[name], found[name]) for name in FILES if found[name] != expected[name]]
+
+
+def verify(folder: Path, trust_unverified: bool) -> bool:
+    """Whether every file matches its published MD5; refuse a mismatch unless ``trust_unverified``."""
+    mismatched = unverified_files(folder)
+    if mismatched and not trust_unverified:
+        name, expected, found = mismatched[0]
+        others = f" (and {len(mismatched) - 1} more file(s))" if len(mismatched) > 1 else ""
+        raise UnverifiedDataError(
+            f"CIFAR-10 file {folder / name} does not match the published checksum: expected MD5 {expected}, "
+            f"found {found}{others}. The batches are Python pickles, which can run code when read, so only the "
+            f"official files are read by default; if you trust this copy (re-packed or generated), set the "
+            f"config key {TRUST_KEY}: true (it is still read with a restricted unpickler)"
+        )
+    return not mismatched
 
 
 def _torchvision_download(root: Path) -> None:
@@ -91,8 +131,8 @@ def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
         downloaded = True
         if _missing(folder):
             raise DataUnavailableError(f"CIFAR-10 download finished but {folder} lacks {_missing(folder)}. {hint}")
+    md5_match = verify(folder, source.trust_unverified)  # fail early: before any pickle is read
     files = {name: file_record(folder / name) for name in FILES}
-    md5_match = all(file_digest(folder / name, "md5") == OFFICIAL_MD5[name] for name in FILES)
     return {
         "kind": "cifar10",
         "reused": not downloaded,
@@ -104,16 +144,43 @@ def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
             "path": str(folder),
             "url": URL,
             "official_md5_match": md5_match,
+            "trust_unverified": source.trust_unverified,
             "sha256": {name: record["sha256"] for name, record in files.items()},
         },
     }
 
 
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]  # the functions NumPy's own pickles call (wherever NumPy keeps them)
+_SCALAR = np.int64(0).__reduce__()[0]
+# What a CIFAR-10 batch pickle may name: NumPy's array reconstruction (numpy.core in the official Python-2
+# files, numpy._core in files written by NumPy 2) and the bytes of protocol-2 pickles. Nothing else is built.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.multiarray", "scalar"): _SCALAR,
+    ("numpy._core.multiarray", "scalar"): _SCALAR,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, bytes, numbers and NumPy arrays; refuses any other object."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR-10 batch holds only plain data and "
+                                         "NumPy arrays") from None
+
+
 def _load_pickle(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            entry = pickle.load(handle, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+            entry = _BatchUnpickler(handle, encoding="latin1").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
         raise DataError(f"CIFAR-10 file {path} is unreadable: {exc}") from exc
     if not isinstance(entry, dict):
         raise DataError(f"CIFAR-10 file {path} does not hold a dict")
@@ -132,9 +199,12 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def read_cifar10(folder: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
-    """(images uint8 (N,3,32,32), labels int64 (N,), class names, number of official-train images)."""
+def read_cifar10(folder: str | Path, trust_unverified: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
+    """(images uint8 (N,3,32,32), labels int64 (N,), class names, number of official-train images).
+
+    The files are checked against the published MD5 sums first (``verify``)."""
     folder = Path(folder)
+    verify(folder, trust_unverified)
     parts = [_read_batch(folder / name) for name in TRAIN_FILES + TEST_FILES]
     n_train = sum(len(labels) for _, labels in parts[: len(TRAIN_FILES)])
     data = np.concatenate([d for d, _ in parts]).reshape(-1, 3, 32, 32)
@@ -151,7 +221,7 @@ def prepare(cfg: DataConfig, manifest: dict[str, Any]) -> PreparedData:
     for name in FILES:
         manifest_file(manifest, name)
     folder = Path(manifest["files"][META_FILE]["path"]).parent
-    data, labels, names, n_train = read_cifar10(folder)
+    data, labels, names, n_train = read_cifar10(folder, cfg.source.trust_unverified)
     index = subset_index(len(labels), cfg.source.subset, cfg.source.seed, "CIFAR-10 pool")
     x = data[index].astype(np.float32)
     del data

@@ -14,6 +14,11 @@ from workflow_lib.datasets.splits import subset_index
 DESCRIPTION = "sklearn digits: 1,797 8x8 grey images of handwritten digits (classification, offline)"
 
 
+def image_size(block: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of the prepared images."""
+    return (8, 8)
+
+
 def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
     import sklearn
 

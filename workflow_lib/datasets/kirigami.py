@@ -30,6 +30,13 @@ SURROGATE_DESCRIPTION = (
 SOURCE_TYPES = ("md", "surrogate")
 
 
+def image_size(block: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of the prepared images: the 30x80 tiling with pad_rows zero rows above and below."""
+    from workflow_lib.kirigami.tiling import FINE_COLS, FINE_ROWS
+
+    return (FINE_ROWS + 2 * int(block["pad_rows"]), FINE_COLS)
+
+
 def _k():
     # Imported lazily so the registry loads even while workflow_lib.kirigami is being written.
     import workflow_lib.kirigami as kirigami_science

@@ -1,8 +1,11 @@
 """Bring-your-own data: an .npz file with `x` (N,C,H,W) and `y` (N,), task from source.task.
 
-Optional arrays: `class_names` (K,) str (classification; default "0".."K-1") and `target_name` (str,
-regression; default "y"). Integer images (uint8 etc.) are used as they are, converted to float32, except
-uint8 which is scaled by 1/255 to [0, 1]. The file is read with allow_pickle=False.
+Optional arrays: `class_names` (K,) str (classification: the name of label i; default "0".."K-1") and
+`target_name` (str, regression; default "y"). Classification labels are non-negative integers; the classes
+present become class ids 0..K'-1 in label order and keep their names (labels {3, 7}: two classes named "3"
+and "7"; provenance "labels" lists the file's label of each id); a single class is refused (nothing to
+learn). Integer images (uint8 etc.) are used as they are, converted to float32, except uint8 which is scaled
+by 1/255 to [0, 1]. The file is read with allow_pickle=False.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from workflow_lib.datasets.fetch import DataUnavailableError, file_record, manif
 from workflow_lib.datasets.prepared import TASKS, PreparedData
 from workflow_lib.datasets.splits import subset_index
 from workflow_lib.errors import UserError
+from workflow_lib.io import npz_array_shape
 
 DESCRIPTION = "your own data: an .npz with x (N,C,H,W) and y (N,) (regression or classification)"
 KEY_HINT = "config key datasets.<name>.source.path"
@@ -25,6 +29,13 @@ KEY_HINT = "config key datasets.<name>.source.path"
 
 class NpzFormatError(UserError, ValueError):
     """The user's .npz file does not hold valid data; the message names the file and the key."""
+
+
+def image_size(block: dict[str, Any]) -> tuple[int, int] | None:
+    """(height, width) of the images in the user's file, from the header of its ``x`` (None when unreadable:
+    the fetch step then names the problem)."""
+    shape = npz_array_shape(block["source"]["path"], "x") if block["source"].get("path") else None
+    return (shape[2], shape[3]) if shape is not None and len(shape) == 4 else None
 
 
 def _path(cfg: DataConfig) -> Path:
@@ -104,7 +115,15 @@ def read_npz(path: str | Path, task: str) -> dict[str, Any]:
                 raise NpzFormatError(f"{path}: key 'class_names' has {len(names)} names but 'y' has labels up to {k - 1}")
         else:
             names = tuple(str(i) for i in range(k))
-        result.update(y=labels, class_names=names)
+        present = np.unique(labels)
+        if len(present) < 2:
+            raise NpzFormatError(f"{path}: key 'y' holds a single class ({names[present[0]]!r}, all {len(labels)} "
+                                 "samples): a classifier needs at least two classes (set source.task: regression "
+                                 "for a continuous target)")
+        # Labels need not be 0..K-1: the classes present become 0..K'-1 in label order, keeping their names
+        # (labels {3, 7} are two classes named "3" and "7"), so no network has outputs for absent classes.
+        result.update(y=np.searchsorted(present, labels).astype(np.int64),
+                      class_names=tuple(names[int(label)] for label in present), labels=present.tolist())
     else:
         result["y"] = yf.astype(np.float32)
         if "target_name" in arrays:
@@ -146,6 +165,11 @@ def prepare(cfg: DataConfig, manifest: dict[str, Any]) -> PreparedData:
         }
     )
     y = data["y"][index]
+    if task == "classification":
+        provenance["labels"] = data["labels"]  # the file's label of each class id, in order
+        if len(np.unique(y)) < 2:
+            raise NpzFormatError(f"{path}: the subset of source.subset={cfg.source.subset} samples (seed "
+                                 f"{cfg.source.seed}) holds a single class: a classifier needs at least two classes")
     if task == "regression":
         return PreparedData(
             x=data["x"][index], y=y, task=task, target=data["target_name"],

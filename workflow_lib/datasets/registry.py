@@ -1,7 +1,7 @@
-"""The dataset registry: kind -> DatasetSpec(fetch, prepare).
+"""The dataset registry: kind -> DatasetSpec(fetch, prepare, image_size).
 
-Adding a dataset kind = one module with `fetch(cfg, raw_dir) -> dict` and `prepare(cfg, manifest) ->
-PreparedData`, plus one line in `_SPECS` below (and the kind in config/schema.yaml's `dataset.kind` enum).
+Adding a dataset kind = one module with `fetch(cfg, raw_dir) -> dict`, `prepare(cfg, manifest) ->
+PreparedData` and `image_size(block) -> (height, width) | None`, plus one line in `_SPECS` below (and the kind in config/schema.yaml's `dataset.kind` enum).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from workflow_lib.datasets.prepared import PreparedData
 
 FetchFn = Callable[[DataConfig, Path], dict[str, Any]]
 PrepareFn = Callable[[DataConfig, dict[str, Any]], PreparedData]
+ImageSizeFn = Callable[[dict[str, Any]], "tuple[int, int] | None"]
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,14 @@ class DatasetSpec:
     fetch(cfg, raw_dir) puts/locates the raw files (raw_dir is the folder of the fetch manifest) and
     returns the manifest: {"kind", "files": {role: {"path", "sha256", "bytes"}}, "provenance": {...}, ...}.
     prepare(cfg, manifest) reads them into a PreparedData without a split (prepare_step adds it).
+    image_size(block) is the (height, width) of the prepared images from the validated dataset block alone
+    (None when the config cannot tell), so the config check can judge input_stride before any job runs.
     """
 
     name: str
     fetch: FetchFn
     prepare: PrepareFn
+    image_size: ImageSizeFn
     description: str = ""
 
 
@@ -51,10 +55,10 @@ def get_dataset(kind: str) -> DatasetSpec:
 
 
 _SPECS = (
-    DatasetSpec("kirigami", kirigami.fetch, kirigami.prepare, kirigami.DESCRIPTION),
-    DatasetSpec("cifar10", cifar10.fetch, cifar10.prepare, cifar10.DESCRIPTION),
-    DatasetSpec("digits", digits.fetch, digits.prepare, digits.DESCRIPTION),
-    DatasetSpec("npz", npz.fetch, npz.prepare, npz.DESCRIPTION),
+    DatasetSpec("kirigami", kirigami.fetch, kirigami.prepare, kirigami.image_size, kirigami.DESCRIPTION),
+    DatasetSpec("cifar10", cifar10.fetch, cifar10.prepare, cifar10.image_size, cifar10.DESCRIPTION),
+    DatasetSpec("digits", digits.fetch, digits.prepare, digits.image_size, digits.DESCRIPTION),
+    DatasetSpec("npz", npz.fetch, npz.prepare, npz.image_size, npz.DESCRIPTION),
 )
 for _spec in _SPECS:
     register_dataset(_spec)

@@ -110,8 +110,10 @@ def prepare_step(stage: StageConfig, manifest_path: Path, out_path: Path) -> Non
     except (DataUnavailableError, ValueError) as exc:
         _reraise_with_name(exc, stage.dataset)
         raise
+    source = manifest.get("provenance", {}).get("path")
     split = split_for(cfg.split.method, data.n, cfg.split.test_fraction, cfg.split.seed,
-                      cfg.split.search_val_fraction, data.official_test)
+                      cfg.split.search_val_fraction, data.official_test,
+                      what=f"dataset {stage.dataset!r}" + (f" ({source})" if source else ""))
     provenance = dict(data.provenance)
     provenance.update({"dataset": stage.dataset, "kind": cfg.kind,
                        "split": {**cfg.split.to_dict(), "rule": SPLIT_RULES[cfg.split.method]}})

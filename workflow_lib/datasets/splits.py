@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from workflow_lib.errors import DataError
@@ -45,6 +47,55 @@ def make_split(
 
 
 SPLIT_METHODS = ("random", "sklearn", "official")
+# The fewest samples each part may hold: a score on one test sample means nothing (R^2 needs two), and the
+# search fits its weights on search-train and its architecture on search-val.
+MIN_PER_PART = 2
+
+
+def part_sizes(method: str, n: int, test_fraction: float, search_val_fraction: float,
+               official_test: np.ndarray | None = None) -> dict[str, int]:
+    """The sizes of search-train, search-val and test that ``split_for`` gives n samples (no permutation drawn)."""
+    if method == "official" and official_test is not None:
+        n_test = int(np.count_nonzero(official_test))
+        train = n - n_test
+        n_search_train = int(np.floor((1.0 - search_val_fraction) * train))
+    elif method == "sklearn":  # train_test_split: ceil(test_size * n) test rows, the rest train
+        n_test = math.ceil(test_fraction * n)
+        train = n - n_test
+        n_search_train = int(np.floor((1.0 - search_val_fraction) * train))
+    else:
+        n_test = int(round(test_fraction * n))
+        train = n - n_test
+        n_search_train = train - int(round(search_val_fraction * train))
+    return {"search_train": n_search_train, "search_val": train - n_search_train, "test": n_test}
+
+
+def minimum_samples(method: str, test_fraction: float, search_val_fraction: float, limit: int = 10**6) -> int | None:
+    """The fewest samples whose split leaves MIN_PER_PART in every part (None for the official split: fixed test set)."""
+    if method == "official":
+        return None
+    # below 1 / min(test_fraction, 1 - test_fraction) samples the test set or the rest holds one row at most
+    start = max(3 * MIN_PER_PART, math.floor(1 / min(test_fraction, 1 - test_fraction)))
+    for n in range(start, start + limit):
+        if min(part_sizes(method, n, test_fraction, search_val_fraction).values()) >= MIN_PER_PART:
+            return n
+    return None
+
+
+def check_split_sizes(method: str, n: int, test_fraction: float, search_val_fraction: float,
+                      official_test: np.ndarray | None, what: str) -> None:
+    """Refuse data too small for its split, naming ``what`` (the data file) and the minimum it needs."""
+    sizes = part_sizes(method, n, test_fraction, search_val_fraction, official_test)
+    if min(sizes.values()) >= MIN_PER_PART:
+        return
+    minimum = minimum_samples(method, test_fraction, search_val_fraction)
+    needs = f"; the data needs at least {minimum} samples" if minimum else ""
+    raise DataError(
+        f"{what}: {n} samples are too few for the split (split.method {method}, test_fraction {test_fraction}, "
+        f"search_val_fraction {search_val_fraction} give search-train {sizes['search_train']}, search-val "
+        f"{sizes['search_val']}, test {sizes['test']}); each part needs at least {MIN_PER_PART} samples (a score "
+        f"on one test sample means nothing, R^2 needs two){needs}"
+    )
 
 
 def _codes(n: int, test: np.ndarray, search_val: np.ndarray) -> np.ndarray:
@@ -76,8 +127,10 @@ def official_split(official_test: np.ndarray, search_val_fraction: float = 0.5) 
 
 
 def split_for(method: str, n: int, test_fraction: float, seed: int, search_val_fraction: float,
-              official_test: np.ndarray | None = None) -> np.ndarray:
-    """The split of ``method`` (config key split.method)."""
+              official_test: np.ndarray | None = None, what: str = "the data") -> np.ndarray:
+    """The split of ``method`` (config key split.method); data too small for it is refused (``check_split_sizes``)."""
+    if method in SPLIT_METHODS and (method != "official" or official_test is not None):
+        check_split_sizes(method, n, test_fraction, search_val_fraction, official_test, what)
     if method == "random":
         return make_split(n, test_fraction, seed, search_val_fraction)
     if method == "sklearn":

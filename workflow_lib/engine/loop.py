@@ -27,6 +27,17 @@ Usage::
   digest including its split, genotype, seed): a checkpoint written with another fingerprint is ignored with a
   warning (and overwritten), so changed settings or data never resume stale state. A checkpoint that cannot
   be read is moved aside (``.unusable``) with a warning naming it, and the run starts afresh.
+
+Checkpoints never run code. They are read with ``torch.load(weights_only=True)``, whose unpickler builds
+tensors and plain data (dicts, lists, tuples, numbers, strings, None) only and refuses every other object
+before creating it. So everything saved is plain: components' state_dicts (models, optimizers, ``Batches``,
+``Task``, ``Architect``: tensors and numbers), RNG states in plain form (``engine.seeding``), and
+``history`` / ``extra`` with NumPy scalars and arrays turned into Python numbers and lists (``plain``).
+A file the safe loader refuses (e.g. a pickle planted in shared scratch space whose ``__reduce__`` would
+run a command, or a checkpoint of an older version that held NumPy arrays) is moved aside to
+``<name>.unusable`` with a warning that names it and says it was refused as not a plain checkpoint, and
+the step starts afresh: the file is kept for inspection, nothing in it ran, and no result depends on it.
+Failing instead would gain nothing in safety and would stop every later run until someone removed the file.
 """
 
 from __future__ import annotations
@@ -36,16 +47,18 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from workflow_lib.engine.seeding import rng_state, set_rng_state
 from workflow_lib.io import torch_save_atomic
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: plain data only (loads with weights_only=True)
 LOG_KEYS = ("train_loss", "train_metric", "val_loss", "val_metric", "test_loss", "test_metric", "lr")
 
 _default_log = logging.getLogger("workflow_lib.engine.loop")
@@ -62,6 +75,30 @@ def _load_into(component: Any, state: Any) -> None:
         component.set_state(state)
     else:
         component.load_state_dict(state)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays turned into Python numbers and lists (what the safe loader reads)."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [plain(item) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return value
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors and plain data, never code (see the module docstring)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def refusal(error: pickle.UnpicklingError) -> str:
+    """The one line of torch's weights_only error that says what was refused (its advice to load unsafely is left out)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "global" in line.lower() or "unsupported" in line.lower()]
+    return (named or lines[-1:] or ["not plain data"])[0]
 
 
 def fingerprint_of(*parts: Any) -> str:
@@ -121,10 +158,10 @@ class EpochLoop:
             "format": CHECKPOINT_FORMAT,
             "epoch": self.epoch,
             "total_epochs": self.total_epochs,
-            self.history_key: self.history,
+            self.history_key: plain(self.history),
             "components": {name: _state_of(c) for name, c in self.components.items()},
             "rng": rng_state(),
-            "extra": self.extra,
+            "extra": plain(self.extra),
             "fingerprint": self.fingerprint,
         }
 
@@ -144,8 +181,12 @@ class EpochLoop:
         if path is None or not path.exists():
             return False
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = load_checkpoint(path)
             problem = self._mismatch(state)
+        except pickle.UnpicklingError as error:  # the safe loader refused an object: nothing was run
+            problem = (f"refused as unsafe: not a plain checkpoint (the safe loader, torch.load weights_only=True, "
+                       f"refused it: {refusal(error)}); nothing in it ran; check who wrote it")
+            state = None
         except Exception as error:  # noqa: BLE001 - any unreadable checkpoint means: start afresh
             problem = f"unreadable ({type(error).__name__}: {error})"
             state = None
