@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 from workflow_lib.io import atomic_path, write_json_atomic, write_text_atomic
 from workflow_lib.report import cells as cells_mod
 from workflow_lib.report import design_figures as D
+from workflow_lib.report import diagnostics as DG
 from workflow_lib.report import figures as F
 from workflow_lib.report import render as R
 from workflow_lib.report import sparsity as S
@@ -44,6 +45,11 @@ CAPTIONS = {
              "over its node's incoming edges, Xu et al. 2020, Eq. 4) per search epoch; dotted: the uniform start "
              "1/(inputs of the node). The derived cell ranks edges by edge weight x operation weight.",
     "skip_count": "Number of skip_connect edges among the 8 edges of the derived cell after each search epoch.",
+    "diagnostics": "Dominant eigenvalue of the Hessian of the search-val loss with respect to the op-choice "
+                   "architecture parameters (Zela et al., ICLR 2020) on a fixed search-val subset, at the epochs "
+                   "where it was computed (markers), one colour per seed of {dataset}; dashed: the epoch whose cell "
+                   "a stop rule returned. A growing eigenvalue means a sharp region, where the discretised cell "
+                   "tends to generalise poorly.",
     "parity": "Predicted versus true {target} on the test split of {dataset} for {method}; one colour per seed, "
               "the black line is y = x and the legend gives each seed's test R².",
     "confusion": "Confusion matrix on the test split of {dataset} ({method}, seed {seed}, the seed with the best "
@@ -152,6 +158,16 @@ def dataset_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any]:
     section["results"] = table
     section["per_seed"] = R.per_seed_table(ds)
     section["search"] = R.search_table(ds)
+    section["diagnostics"] = DG.diagnostics_rows(ds)
+    section["diagnostics_figure"] = _png(
+        figs, ds.name, "diagnostics", "hessian", "Hessian eigenvalue per search epoch",
+        _caption("diagnostics", dataset=ds.name), DG.eigenvalue_figure(ds)) if ds.searches else None
+    figs.table(ds.name, "search_diagnostics",
+               ["seed", "stop", "conclusive", "verdict", "stable_epochs_normal_reduce", "logit_margin_normal",
+                "logit_margin_reduce", "max_logit_drift", "hessian_eigenvalue", "hessian_seconds"],
+               [[r["seed"], r["stop"], r["conclusive"], r["verdict"], r["stable"], r["margins"]["normal"],
+                 r["margins"]["reduce"], r["drift"], r["eigenvalue"], r["hessian_cost"]]
+                for r in section["diagnostics"]], f"{ds.name}: search diagnostics per seed")
     section["budget"] = R.budget_table(ds)
     figs.table(ds.name, "results",
                ["method", "n_seeds", "parameters", "train_seconds_mean", "device"]
