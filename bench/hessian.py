@@ -5,8 +5,8 @@ data: the kirigami surrogate on a seeded subset of patterns, sklearn's digits) i
 the workflow does, trains ``--train-epochs`` search epochs (timed, without the eigenvalue: the reference
 cost), then computes the eigenvalue with the config's diagnostics settings (overridable), once with each
 batch's gradient graph kept (``hessian_keep_graph: true``) and once rebuilt per product, and prints seconds
-per eigenvalue, per Hessian-vector product, the products needed, and the eigenvalue in units of a search
-epoch.
+per eigenvalue, per Hessian-vector product, the products needed, the eigenvalue in units of a search epoch,
+and one product on one batch in units of a search step (what transfers to another machine).
 
   python bench/hessian.py --threads 1
   python bench/hessian.py --datasets digits --samples 128 --max-iterations 10
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -69,13 +70,16 @@ def measure(config: dict, dataset: str, data, args) -> dict:
             "seconds": record["hessian_seconds"], "products": record["hessian_iterations"],
             "seconds_per_product": record["hessian_seconds"] / max(record["hessian_iterations"], 1),
             "eigenvalue": record["hessian_eigenvalue"], "converged": record["hessian_converged"]}
-    epoch = sorted(epoch_seconds)[len(epoch_seconds) // 2]
+    epoch = statistics.median(epoch_seconds)
     return {"dataset": dataset, "input_shape": list(run.x.shape[1:]), "C": run.cfg.C, "layers": run.cfg.layers,
             "batch_size": run.cfg.batch_size, "steps_per_epoch": row["steps"], "method": run.cfg.method,
             "order": run.cfg.order, "hessian_rows": int(sum(len(r) for r in run.hessian_rows)),
             "hessian_batches": len(run.hessian_rows), "max_iterations": settings.hessian_max_iterations,
             "tol": settings.hessian_tol, "search_epoch_seconds": epoch, "epoch_seconds": epoch_seconds, **results,
-            "eigenvalue_in_search_epochs": results["keep_graph"]["seconds"] / epoch}
+            "eigenvalue_in_search_epochs": results["keep_graph"]["seconds"] / epoch,
+            # what transfers across machines: one product on one batch, in search steps
+            "product_batch_in_search_steps": results["keep_graph"]["seconds_per_product"] / len(run.hessian_rows)
+            / (epoch / row["steps"])}
 
 
 def _rebuilt(stage, settings: dict, data, trained):
@@ -126,7 +130,8 @@ def main(argv=None) -> int:
                   f"{keep['seconds_per_product']:.3f} s (value {keep['eigenvalue']:.4g}, converged "
                   f"{keep['converged']}); rebuild_graph {rebuild['seconds']:.2f} s = {rebuild['products']} x "
                   f"{rebuild['seconds_per_product']:.3f} s; one eigenvalue = "
-                  f"{res['eigenvalue_in_search_epochs']:.2f} search epochs; threads {torch.get_num_threads()}",
+                  f"{res['eigenvalue_in_search_epochs']:.2f} search epochs; one product on one batch = "
+                  f"{res['product_batch_in_search_steps']:.2f} search steps; threads {torch.get_num_threads()}",
                   flush=True)
     return 0
 

@@ -8,24 +8,8 @@ search-val metrics, the softmax architecture weights of both cell types, each ed
 genotype and its skip-connection counts are recorded. The engine checkpoints everything every epoch, so a
 killed search resumes and ends bitwise identical (CPU) to an uninterrupted one.
 
-Diagnostics per epoch (history.json; ``{cell}`` is normal or reduce, each list has one value per edge):
-
-- ``hessian_eigenvalue``: the largest eigenvalue of the Hessian of the search-val loss w.r.t. the op alphas
-  (Zela et al., ICLR 2020; ``workflow_lib.darts.hessian``), at the epochs ``search.diagnostics.hessian_every``
-  selects, else null; its cost ``hessian_seconds``, ``hessian_iterations`` (Hessian-vector products) and
-  ``hessian_converged``. Computing it changes nothing the search owns: the search is bitwise the same.
-- ``stable_epochs_{cell}``: epochs since the derived cell last changed (0: it changed at this epoch);
-  ``last_change_epoch``: the last epoch at which either cell changed (0: never since the initial cell).
-- ``weight_margin_{cell}`` (14): the largest minus the second-largest softmax weight of each edge, with
-  ``weight_margin_median_{cell}`` and ``weight_margin_max_{cell}`` (next to ``entropy_{cell}``).
-- ``logit_margin_{cell}`` (14), ``logit_margin_median_{cell}``, ``logit_margin_max_{cell}``: the same on the
-  raw alphas (logits); ``arch_steps``: architecture steps so far; ``max_logit_drift`` = ``alpha_lr *
-  arch_steps``, about the farthest any logit can have moved (Adam moves a parameter by at most about its
-  learning rate per step; Kingma and Ba, 2015, Sec. 2.1). A logit margin well below it could be noise.
-
-Once per search (history.json): ``stop_rule`` (null when no rule fired), ``stop_reason`` (``max_epochs`` or
-the rule's sentence), ``stop_epoch`` (the epoch whose cell is genotype.json), ``epochs_run``,
-``conclusive`` and ``conclusive_reason`` (``workflow_lib.darts.stop_rules``).
+The per-epoch diagnostics (Hessian eigenvalue, the cell's stability, logit margins against the largest
+possible drift) and the stop rule (``search.stop``) are described in ``workflow_lib.darts.search_diagnostics``.
 """
 
 from __future__ import annotations
@@ -47,10 +31,11 @@ from workflow_lib.darts.architect import (
     search_step,
     weight_step,
 )
-from workflow_lib.darts.derive import count_skips, edge_entropy, top2_margin
+from workflow_lib.darts.derive import count_skips, edge_entropy
 from workflow_lib.darts.genotypes import PRIMITIVES
 from workflow_lib.darts.hessian import architecture_eigenvalue, fixed_subset
-from workflow_lib.darts.stop_rules import CELLS, conclusive, decide, last_changes
+from workflow_lib.darts.search_diagnostics import CELLS, history_record, margin_record, stop_summary
+from workflow_lib.darts.stop_rules import decide
 from workflow_lib.darts.pc_darts import build_pc_search_network
 from workflow_lib.darts.search_model import SearchNetwork, build_search_network
 from workflow_lib.datasets.prepared import PreparedData
@@ -85,18 +70,6 @@ def search_step_cli(stage: StageConfig, data_path: Path, out_dir: Path, checkpoi
     """The `search` workflow step: read the stage config and prepared data, run, write the artifacts."""
     data = PreparedData.load(data_path)
     run_search(stage, data, out_dir, checkpoint_dir, seed)
-
-
-def margin_record(weights: dict[str, np.ndarray], logits: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Per cell type, each edge's top-1 minus top-2 softmax weight and logit, with their median and max."""
-    record: dict[str, Any] = {}
-    for kind, values in (("weight", weights), ("logit", logits)):
-        for cell in CELLS:
-            margin = top2_margin(values[cell])
-            record[f"{kind}_margin_{cell}"] = margin.tolist()
-            record[f"{kind}_margin_median_{cell}"] = float(np.median(margin))
-            record[f"{kind}_margin_max_{cell}"] = float(margin.max())
-    return record
 
 
 def architecture_record(model: SearchNetwork) -> dict[str, Any]:
@@ -224,11 +197,7 @@ class SearchRun:
         possible drift, and the stop rule's decision (under the loop's ``"stop"`` key when it fires)."""
         row = self.epoch(epoch)
         rows = [*history, {"epoch": epoch + 1, **row}]
-        last = last_changes([initial["genotype"], *(r["genotype"] for r in rows)])[-1]
-        row.update({f"stable_epochs_{cell}": epoch + 1 - last[cell] for cell in CELLS})
-        row["last_change_epoch"] = max(last.values())
-        row["arch_steps"] = int(sum(r["steps"] for r in rows if r.get("alphas_updated")))
-        row["max_logit_drift"] = self.cfg.alpha_lr * row["arch_steps"]
+        row.update(history_record(rows, initial["genotype"], self.cfg.alpha_lr))
         decision = decide(self.stop.to_dict(), rows, initial["genotype"], self.cfg.epochs,
                           self.diagnostics.hessian_every, self.cfg.arch_warmup_epochs)
         if decision is not None:
@@ -316,22 +285,6 @@ def search_budget(run: SearchRun, history: list[dict], wall_seconds: float) -> d
     }
 
 
-def stop_summary(run: SearchRun, initial: dict, history: list[dict], decision: dict | None) -> dict[str, Any]:
-    """Why and where the search ended, and whether it is conclusive (history.json's top-level keys)."""
-    genotypes = [initial["genotype"], *(row["genotype"] for row in history)]
-    verdict, why = conclusive(genotypes, decision, run.cfg.arch_warmup_epochs)
-    return {
-        "stop_rule": decision["rule"] if decision else None,
-        "stop_reason": decision["reason"] if decision else "max_epochs",
-        "stop_epoch": int(decision["stop_epoch"]) if decision else len(history),
-        "stop_details": decision["details"] if decision else None,
-        "epochs_run": len(history),
-        "max_epochs": run.cfg.epochs,
-        "conclusive": verdict,
-        "conclusive_reason": why,
-    }
-
-
 def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, initial: dict, history: list[dict],
                            seed: int, wall_seconds: float, decision: dict | None = None) -> None:
     records = [initial, *history]
@@ -347,7 +300,7 @@ def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, in
     )
     epochs = [{k: v for k, v in row.items() if k not in ALPHA_KEYS} for row in history]
     budget = search_budget(run, history, wall_seconds)
-    stop = stop_summary(run, initial, history, decision)
+    stop = stop_summary(run.cfg, initial, history, decision)
     # the result is the cell of the stop epoch (the last epoch unless a rule chose an earlier one)
     genotype = history[stop["stop_epoch"] - 1]["genotype"] if history else run.model.genotype().to_dict()
     write_json_atomic(out_dir / "history.json", {

@@ -27,7 +27,7 @@ PRIMITIVES = (
     "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
 )
 
-# history.json's top-level keys on how a search ended (workflow_lib.darts.search_run.stop_summary)
+# history.json's top-level keys on how a search ended (workflow_lib.darts.search_diagnostics.stop_summary)
 STOP_KEYS = ("stop_rule", "stop_reason", "stop_epoch", "stop_details", "epochs_run", "max_epochs", "conclusive",
              "conclusive_reason")
 

@@ -1,4 +1,4 @@
-"""Did the search find anything? Its diagnostics per seed (history.json; workflow_lib.darts.search_run):
+"""Did the search find anything? Its diagnostics per seed (history.json; workflow_lib.darts.search_diagnostics):
 how it ended and whether it is conclusive, how long the derived cell has been unchanged, the logits'
 margins against the farthest any logit could have moved, and the Hessian eigenvalue per epoch (figure).
 
