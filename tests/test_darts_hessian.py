@@ -17,8 +17,8 @@ def matrix_hvp(matrix: torch.Tensor):
 
 
 def symmetric(eigenvalues, seed=0) -> torch.Tensor:
-    q, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), generator=torch.Generator().manual_seed(seed),
-                                       dtype=torch.float64))
+    n = len(eigenvalues)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
     return q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ q.T
 
 
@@ -107,7 +107,8 @@ def mean_loss_gradient(model, batches, loss):
 @pytest.mark.parametrize("keep_graph", [True, False])
 def test_network_hvp_matches_finite_differences(kind, keep_graph):
     model, batches = tiny_network(kind)
-    v = [torch.randn(a.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) for a in model.op_alphas()]
+    generator = torch.Generator().manual_seed(3)
+    v = [torch.randn(a.shape, dtype=torch.float64, generator=generator) for a in model.op_alphas()]
     with ArchitectureHessian(model, mse, batches, keep_graph=keep_graph) as hessian:
         hv = hessian(v)
         again = hessian(v)  # a kept graph serves a second product
