@@ -37,6 +37,14 @@ DATASETS = {
     "kirigami": {"task": "regression", "n": 160, "shape": (1, 32, 80), "epochs": 6, "spread": False},
     "digits": {"task": "classification", "n": 180, "shape": (1, 8, 8), "epochs": 8, "spread": True},
 }
+# The search diagnostics (history.json): eigenvalue every 2nd epoch from the first and at the last (kirigami),
+# every epoch (digits); digits seed 0 stopped by a rule after 8 of 12 epochs; digits seed 1 is an older result
+# written before the diagnostics existed (none of their keys).
+HESSIAN_EVERY = {"kirigami": 2, "digits": 1}
+ALPHA_LR = 3e-4
+STEPS_PER_EPOCH = 100  # Adam moves a logit by at most about ALPHA_LR per step
+OLD_RESULT = ("digits", 1)
+RULE_STOPPED = ("digits", 0)
 # The names the rules give their benchmark files (rules/*.smk) and the stage each belongs to.
 STAGE_FILES = {"raw_data": "raw_data", "prepare": "prepare", "search_seed{s}": "search",
                "train_darts_seed{s}": "train", "random_forest_seed{s}": "random_forest",
@@ -65,6 +73,9 @@ class FixtureTree:
     metrics: dict[str, dict[str, dict[int, dict]]] = field(default_factory=dict)
     # genotype_changes[dataset][seed] = epochs (1-based) at which the derived genotype changed
     genotype_changes: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    # eigenvalues[dataset][seed] = [(epoch, value)] written; histories[dataset][seed] = the history.json document
+    eigenvalues: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+    histories: dict[str, dict[int, dict]] = field(default_factory=dict)
     # stage_seconds[stage] = total seconds written into the benchmark files
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # advantage[dataset][seed] = the advantage.json document written
@@ -137,6 +148,45 @@ def _alphas(rng: np.random.Generator, epochs: int, spread: bool) -> np.ndarray:
     return np.stack(rows)
 
 
+def _margins(values: np.ndarray) -> list[float]:
+    top = np.sort(values, axis=1)
+    return [float(v) for v in top[:, -1] - top[:, -2]]
+
+
+def _diagnostics(name: str, seed: int, epoch: int, epochs: int, logits: dict, last_change: dict) -> dict:
+    """The per-epoch diagnostic keys of history.json (workflow_lib.darts.search_run's docstring)."""
+    every = HESSIAN_EVERY[name]
+    due = (epoch - 1) % every == 0 or epoch == epochs
+    row = {"hessian_eigenvalue": 0.05 * epoch * (1 + seed) if due else None,
+           "hessian_iterations": 12 if due else 0, "hessian_seconds": 1.5 if due else 0.0,
+           "hessian_converged": True if due else None,
+           "last_change_epoch": max(last_change.values()),
+           "arch_steps": STEPS_PER_EPOCH * epoch, "max_logit_drift": ALPHA_LR * STEPS_PER_EPOCH * epoch}
+    for cell in ("normal", "reduce"):
+        row[f"stable_epochs_{cell}"] = epoch - last_change[cell]
+        margins = _margins(logits[cell])
+        row[f"logit_margin_{cell}"] = margins
+        row[f"logit_margin_median_{cell}"] = float(np.median(margins))
+        row[f"logit_margin_max_{cell}"] = max(margins)
+    return row
+
+
+def _stop_fields(name: str, seed: int, epochs: int, last_change: int) -> dict:
+    if (name, seed) == RULE_STOPPED:
+        return {"stop_rule": "stable_genotype", "stop_epoch": epochs, "epochs_run": epochs, "max_epochs": epochs + 4,
+                "stop_reason": f"stable_genotype: the derived cell (normal and reduce) has not changed for 2 epochs "
+                               f"(since epoch {epochs - 2}) at epoch {epochs}, the required 2",
+                "stop_details": {"stable_epochs": 2, "required": 2}, "conclusive": True,
+                "conclusive_reason": f"conclusive: the stable_genotype rule stopped the search at epoch {epochs} "
+                                     f"(the cell of epoch {epochs})"}
+    need = (3 * epochs + 9) // 10
+    verdict = epochs - last_change >= need
+    reason = (f"conclusive: the derived cell did not change over the last {epochs - last_change} of {epochs} epochs"
+              if verdict else f"not conclusive: the derived cell last changed at epoch {last_change} of {epochs}")
+    return {"stop_rule": None, "stop_reason": "max_epochs", "stop_epoch": epochs, "stop_details": None,
+            "epochs_run": epochs, "max_epochs": epochs, "conclusive": verdict, "conclusive_reason": reason}
+
+
 def _write_dataset(results: Path, name: str, spec: dict, tree: FixtureTree) -> None:
     rng = np.random.default_rng(len(name))
     n, task = spec["n"], spec["task"]
@@ -171,16 +221,22 @@ def _write_dataset(results: Path, name: str, spec: dict, tree: FixtureTree) -> N
 
     tree.metrics[name] = {m: {} for m in METHODS}
     tree.genotype_changes[name] = {}
+    tree.eigenvalues[name] = {}
+    tree.histories[name] = {}
     for seed in tree.seeds:
         srng = np.random.default_rng(1000 * len(name) + seed)
         epochs = spec["epochs"]
         a_normal = _alphas(srng, epochs, spec["spread"])
         a_reduce = _alphas(srng, epochs, spec["spread"])
         history_epochs, changes, previous = [], [], None
+        last_change = {"normal": 0, "reduce": 0}
         for e in range(1, epochs + 1):
             genotype = _genotype(a_normal[e], a_reduce[e])
             if previous is not None and genotype != previous:
                 changes.append(e)
+            for cell in ("normal", "reduce"):
+                if previous is not None and genotype[cell] != previous[cell]:
+                    last_change[cell] = e
             previous = genotype
             frac = e / epochs
             metric_value = (0.2 + 0.6 * frac) if task == "regression" else (0.3 + 0.6 * frac)
@@ -192,10 +248,19 @@ def _write_dataset(results: Path, name: str, spec: dict, tree: FixtureTree) -> N
                 "skip_count_reduce": sum(op == "skip_connect" for op, _ in genotype["reduce"]),
                 "entropy_normal": _entropy(a_normal[e]), "entropy_reduce": _entropy(a_reduce[e]),
             })
+            if (name, seed) != OLD_RESULT:
+                logits = {"normal": np.log(a_normal[e]), "reduce": np.log(a_reduce[e])}
+                history_epochs[-1].update(_diagnostics(name, seed, e, epochs, logits, last_change))
         tree.genotype_changes[name][seed] = changes
+        tree.eigenvalues[name][seed] = [(row["epoch"], row["hessian_eigenvalue"]) for row in history_epochs
+                                        if row.get("hessian_eigenvalue") is not None]
         sdir = ds / "search" / f"seed{seed}"
-        _write_json(sdir / "history.json", {"primitives": PRIMITIVES, "metric": metric,
-                                             "epochs": history_epochs, "wall_seconds": 10.0 * epochs + seed})
+        history = {"primitives": PRIMITIVES, "metric": metric, "epochs": history_epochs,
+                   "wall_seconds": 10.0 * epochs + seed}
+        if (name, seed) != OLD_RESULT:
+            history.update(_stop_fields(name, seed, epochs, max(last_change.values())))
+        tree.histories[name][seed] = history
+        _write_json(sdir / "history.json", history)
         sdir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(sdir / "alphas.npz", normal=a_normal.astype(np.float32),
                             reduce=a_reduce.astype(np.float32))

@@ -132,7 +132,7 @@ def test_schema_is_the_one_source_of_defaults():
 
     blocks = [cls for cls in vars(types).values()
               if isinstance(cls, type) and issubclass(cls, types.ConfigBlock) and cls is not types.ConfigBlock]
-    assert len(blocks) == 13
+    assert len(blocks) == 15
     for cls in blocks:
         for field in dataclasses.fields(cls):
             assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, field
@@ -146,9 +146,43 @@ def test_schema_is_the_one_source_of_defaults():
             "RandomSearchConfig": block["baselines"]["random_search"],
             "FixedCellConfig": block["baselines"]["fixed_cell"], "AugmentConfig": block["augment"],
             "SelectionConfig": block["selection"], "SearchAdvantageConfig": block["search_advantage"],
+            "SearchDiagnosticsConfig": block["search"]["diagnostics"], "SearchStopConfig": block["search"]["stop"],
         }.get(cls.__name__)
         if expected is not None:
             assert cls.defaults().to_dict() == expected, cls
+
+
+@pytest.mark.parametrize(("search", "fragment"), [
+    ({"epochs": 5, "arch_warmup_epochs": 5},
+     "config key 'datasets.kirigami.search.arch_warmup_epochs': 5 warm-up epochs of 5 leave no epoch that updates "
+     "the architecture"),
+    ({"stop": {"rule": "darts_es"}, "diagnostics": {"hessian_every": 0}},
+     "config key 'datasets.kirigami.search.stop.rule': darts_es stops on the Hessian eigenvalue"),
+    ({"stop": {"rule": "early"}}, "'datasets.kirigami.search.stop.rule': 'early' is not one of"),
+    ({"diagnostics": {"hessian_samples": 1}}, "'datasets.kirigami.search.diagnostics.hessian_samples': 1 is less"),
+])
+def test_search_checks_name_the_key(search, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_config(minimal(search=search))
+    assert fragment in str(info.value)
+
+
+def test_search_diagnostics_and_stop_defaults():
+    from workflow_lib.config.types import SearchDiagnosticsConfig, SearchStopConfig
+
+    search = SearchConfig.from_dict({})
+    diagnostics, stop = SearchDiagnosticsConfig.from_dict(search.diagnostics), SearchStopConfig.from_dict(search.stop)
+    assert (diagnostics.hessian_every, diagnostics.hessian_samples) == (2, 256)
+    assert stop.rule == "none"
+    assert stop.darts_es == {"window": 5, "delta": 4, "factor": 1.3, "start_epoch": 11}  # R-DARTS's code
+    load_config(minimal(search={"epochs": 5, "arch_warmup_epochs": 4, "stop": {"rule": "darts_es"}}))
+
+
+def test_diagnostics_and_stop_do_not_rerun_the_random_search():
+    base = load_config(minimal())
+    changed = load_config(minimal(search={"diagnostics": {"hessian_every": 5}, "stop": {"rule": "stable_genotype"}}))
+    assert stage_document(base, "kirigami", "random_search") == stage_document(changed, "kirigami", "random_search")
+    assert stage_document(base, "kirigami", "search") != stage_document(changed, "kirigami", "search")
 
 
 def test_typed_config_rejects_bad_values_with_the_key():

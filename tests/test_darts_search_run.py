@@ -24,9 +24,10 @@ def tiny_data(task: str, n: int = 48) -> PreparedData:
     return PreparedData(x=x, y=y, task=task, target="t", split=split, class_names=names, target_names=targets)
 
 
-def tiny_stage(order: str = "first", epochs: int = 2) -> StageConfig:
-    config = load_config({"datasets": {"toy": {"kind": "digits", "search": {
-        "epochs": epochs, "batch_size": 8, "C": 2, "layers": 3, "order": order, "max_steps_per_epoch": 2}}}})
+def tiny_stage(order: str = "first", epochs: int = 2, **search) -> StageConfig:
+    search = {"epochs": epochs, "batch_size": 8, "C": 2, "layers": 3, "order": order, "max_steps_per_epoch": 2,
+              "diagnostics": {"hessian_max_iterations": 4}, **search}
+    config = load_config({"datasets": {"toy": {"kind": "digits", "search": search}}})
     return StageConfig.from_dict(stage_document(config, "toy", "search"))
 
 
@@ -50,6 +51,18 @@ def test_search_writes_artifacts(tmp_path, task, order):
     # The paper initialises alphas at 1e-3 * randn: the softmax weights start at 1/8.
     np.testing.assert_allclose(alphas["normal"][0], 1 / 8, atol=1e-3)
     assert not np.array_equal(alphas["normal"][0], alphas["normal"][-1])
+    # diagnostics: the eigenvalue at epochs 1 and 2 (every 2nd from the first, and the last), stability, margins
+    assert [e["hessian_eigenvalue"] is not None for e in history["epochs"]] == [True, True]
+    assert all(0 < e["hessian_iterations"] <= 8 and e["hessian_seconds"] > 0 for e in history["epochs"])
+    assert history["budget"]["hessian_evaluations"] == 2 and history["budget"]["hessian_seconds"] > 0
+    assert len(row["logit_margin_normal"]) == 14 and len(row["weight_margin_reduce"]) == 14
+    assert row["logit_margin_max_normal"] == max(row["logit_margin_normal"]) >= row["logit_margin_median_normal"]
+    assert row["arch_steps"] == 4 and row["max_logit_drift"] == pytest.approx(3e-4 * 4)
+    assert 0 <= row["stable_epochs_normal"] <= 2 and 0 <= row["last_change_epoch"] <= 2
+    assert (history["stop_rule"], history["stop_reason"], history["stop_epoch"], history["epochs_run"]) == (
+        None, "max_epochs", 2, 2)
+    assert isinstance(history["conclusive"], bool) and history["conclusive_reason"].startswith(
+        "conclusive" if history["conclusive"] else "not conclusive")
     info = json.loads((out / "run_info.json").read_text())
     assert info["seed"] == 0 and "torch" in info["versions"] and info["config"]["stage"] == "search"
     # the proxy task is recorded beside the genotype (issue: resolution and stem stride in the run info)
@@ -68,7 +81,8 @@ def _final_state(tmp_path, name, epochs_first=None):
     history = loop.run(run.epoch)
     # every component's state (architect, scheduler, batches, ...) came back through the safe loader
     assert loop.resumed_from == (epochs_first or 0)
-    return run.model.state_dict(), [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+    clock = ("seconds", "hessian_seconds")  # wall-clock times differ between runs
+    return run.model.state_dict(), [{k: v for k, v in r.items() if k not in clock} for r in history]
 
 
 def test_resume_after_kill_is_bitwise_identical(tmp_path):
@@ -93,7 +107,7 @@ def test_same_seed_same_result_different_seed_differs(tmp_path):
 def test_pc_darts_search_records_edge_weights_and_warms_up(tmp_path):
     config = load_config({"datasets": {"toy": {"kind": "digits", "search": {
         "method": "pc_darts", "pc_k": 2, "arch_warmup_epochs": 1, "epochs": 2, "batch_size": 8, "C": 4,
-        "layers": 3, "max_steps_per_epoch": 2}}}})
+        "layers": 3, "max_steps_per_epoch": 2, "diagnostics": {"hessian_max_iterations": 3}}}}})
     run_search(StageConfig.from_dict(stage_document(config, "toy", "search")), tiny_data("regression"),
                tmp_path / "out", tmp_path / "ckpt", seed=0)
     history = json.loads((tmp_path / "out" / "history.json").read_text())
@@ -104,3 +118,68 @@ def test_pc_darts_search_records_edge_weights_and_warms_up(tmp_path):
     np.testing.assert_array_equal(alphas["normal"][0], alphas["normal"][1])  # warm-up: the alphas stand still
     assert not np.array_equal(alphas["normal"][1], alphas["normal"][2])
     assert history["budget"]["samples_seen"] == 2 * 8 + 2 * 16  # warm-up steps read no search-val batch
+
+
+def _search_result(tmp_path, name, **search):
+    stage = tiny_stage(epochs=3, **search)
+    run_search(stage, tiny_data("classification"), tmp_path / name, tmp_path / f"{name}_ckpt", seed=2)
+    out = tmp_path / name
+    state = torch.load(out / "supernet.pt")
+    history = json.loads((out / "history.json").read_text())
+    return np.load(out / "alphas.npz"), state, json.loads((out / "genotype.json").read_text()), history
+
+
+@pytest.mark.parametrize("search", [{"order": "second"}, {"method": "pc_darts", "pc_k": 2, "C": 4}])
+def test_the_hessian_diagnostic_changes_nothing_the_search_computes(tmp_path, search):
+    """Bitwise: the same alphas, weights, BN buffers, cell and curves with the eigenvalue at every epoch as
+    without it (it restores BN buffers, never touches the optimisers, the weights or the global RNG)."""
+    on = _search_result(tmp_path, "on", diagnostics={"hessian_every": 1, "hessian_max_iterations": 3}, **search)
+    off = _search_result(tmp_path, "off", diagnostics={"hessian_every": 0}, **search)
+    for key in ("normal", "reduce"):
+        assert np.array_equal(on[0][key], off[0][key])
+    assert on[1].keys() == off[1].keys()
+    for key in on[1]:
+        assert torch.equal(on[1][key], off[1][key]), key
+    assert on[2] == off[2]
+    skip = ("seconds", "hessian_eigenvalue", "hessian_iterations", "hessian_seconds", "hessian_converged")
+    assert [{k: v for k, v in e.items() if k not in skip} for e in on[3]["epochs"]] == [
+        {k: v for k, v in e.items() if k not in skip} for e in off[3]["epochs"]]
+    assert all(e["hessian_eigenvalue"] is not None for e in on[3]["epochs"])
+    assert all(e["hessian_eigenvalue"] is None for e in off[3]["epochs"])
+
+
+def test_search_stops_by_stable_genotype_and_a_rerun_trains_no_further(tmp_path):
+    """With a negligible architecture learning rate the derived cell never changes: stable_genotype (2 epochs)
+    ends the 5-epoch search after epoch 2; running the step again resumes the stopped checkpoint, trains
+    nothing and writes the same result."""
+    search = {"epochs": 5, "alpha_lr": 1e-9, "diagnostics": {"hessian_every": 0},
+              "stop": {"rule": "stable_genotype", "stable_genotype": {"stable_epochs": 2}}}
+    stage, data = tiny_stage(**search), tiny_data("regression")
+    run_search(stage, data, tmp_path / "out", tmp_path / "ckpt", seed=0)
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert (history["stop_rule"], history["stop_epoch"], history["epochs_run"], history["max_epochs"]) == (
+        "stable_genotype", 2, 2, 5)
+    assert "has not changed for 2 epochs" in history["stop_reason"]
+    assert history["conclusive"] and "stable_genotype rule stopped the search at epoch 2" in history[
+        "conclusive_reason"]
+    assert history["budget"]["epochs"] == 2 and history["budget"]["max_epochs"] == 5
+    assert json.loads((tmp_path / "out" / "genotype.json").read_text()) == history["epochs"][1]["genotype"]
+    assert json.loads((tmp_path / "out" / "run_info.json").read_text())["stop"]["stop_rule"] == "stable_genotype"
+    assert np.load(tmp_path / "out" / "alphas.npz")["normal"].shape == (3, 14, 8)
+    run_search(stage, data, tmp_path / "again", tmp_path / "ckpt", seed=0)
+    rerun = json.loads((tmp_path / "again" / "history.json").read_text())
+    assert rerun["epochs"] == history["epochs"] and rerun["stop_epoch"] == 2
+
+
+def test_darts_es_end_to_end_returns_the_cell_of_the_stop_epoch(tmp_path):
+    """A hair-trigger DARTS-ES (window 1, delta 1, factor 1e-6, from epoch 1): after epoch 2 the eigenvalue of
+    epoch 2 is compared with that of epoch 1, the search ends, and the result is the cell of epoch 1."""
+    search = {"epochs": 4, "diagnostics": {"hessian_every": 1, "hessian_max_iterations": 3},
+              "stop": {"rule": "darts_es", "darts_es": {"window": 1, "delta": 1, "factor": 1e-6, "start_epoch": 1}}}
+    run_search(tiny_stage(**search), tiny_data("regression"), tmp_path / "out", tmp_path / "ckpt", seed=0)
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert all(e["hessian_eigenvalue"] > 0 for e in history["epochs"])
+    assert (history["stop_rule"], history["stop_epoch"], history["epochs_run"]) == ("darts_es", 1, 2)
+    assert json.loads((tmp_path / "out" / "genotype.json").read_text()) == history["epochs"][0]["genotype"]
+    assert history["stop_details"]["ratio"] > 1e-6

@@ -90,6 +90,31 @@ def test_finished_checkpoint_runs_nothing_and_logs(tmp_path, caplog):
     assert calls == [] and len(history) == 2
 
 
+def test_epoch_function_stops_early_and_a_resumed_stopped_run_trains_no_further(tmp_path):
+    model, opt, batches, fn = _make()
+    lines: list[str] = []
+
+    def stop_at_two(epoch):
+        stats = fn(epoch)
+        if epoch == 1:
+            stats["stop"] = {"rule": "test", "reason": "enough"}
+        return stats
+
+    loop = EpochLoop(tmp_path / "s.pt", {"model": model, "optimizer": opt, "batches": batches}, 5, log=lines.append)
+    history = loop.run(stop_at_two)
+    assert [row["epoch"] for row in history] == [1, 2] and all("stop" not in row for row in history)
+    assert loop.stopped == {"epoch": 2, "reason": {"rule": "test", "reason": "enough"}}
+    assert "stopped early after epoch 2/5" in lines[-1]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+    resumed = EpochLoop(tmp_path / "s.pt", {"model": model, "optimizer": opt, "batches": batches}, 5,
+                        log=lines.append)
+    again = resumed.run(lambda e: calls.append(e) or {})
+    assert calls == [] and len(again) == 2 and resumed.stopped == loop.stopped
+    assert "nothing left to run" in lines[-1]
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
 def test_fingerprint_mismatch_starts_afresh(tmp_path):
     model, opt, batches, fn = _make()
     EpochLoop(tmp_path / "d.pt", {"model": model}, 1, fingerprint="a", log=lambda m: None).run(fn)

@@ -90,6 +90,20 @@ def test_cifar10_as_the_darts_paper(paper):
     assert block["baselines"]["fixed_cell"]["genotype"] == "DARTS_V2"
 
 
+def test_cifar10_searches_four_times_and_selects_the_cell_as_the_darts_paper(paper):
+    """Liu et al., Sec. 3.1: DARTS ran 4 times with different seeds; the best cell by its validation performance
+    after a short training from scratch (100 epochs) was evaluated. Kirigami keeps the 2019 protocol (no selection);
+    the design loop and the learning curves keep their 3 seeds."""
+    from workflow_lib.config.types import SelectionConfig
+
+    assert paper["seeds"] == [0, 1, 2, 3]
+    selection = SelectionConfig.from_dict(paper["datasets"]["cifar10"]["selection"])
+    assert (selection.enabled, selection.epochs, selection.max_steps_per_epoch) == (True, 100, None)
+    kirigami = paper["datasets"]["kirigami"]
+    assert not kirigami["selection"]["enabled"]
+    assert kirigami["design"]["seeds"] == [0, 1, 2] and kirigami["learning_curves"]["seeds"] == [0, 1, 2]
+
+
 def test_pc_darts_config_as_the_paper():
     """PC-DARTS (Xu et al., ICLR 2020), Sec. 4.2: batch 256, weight lr 0.1 (cosine), momentum 0.9, weight decay
     3e-4, Adam for the architecture with lr 6e-4 and weight decay 1e-3, 50 epochs of which the first 15 train

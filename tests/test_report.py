@@ -145,6 +145,52 @@ def test_genotype_changes_match_the_fixture(rep):
                     f"(epochs {', '.join(map(str, changed))}") in rep.html
 
 
+def _diagnostics_rows(html: str, dataset: str) -> dict[int, str]:
+    body = _table(html, f"diagnostics-{dataset}")
+    return {int(seed): row for seed, row in re.findall(r'<tr data-seed="(\d+)">(.*?)</tr>', body, flags=re.S)}
+
+
+def test_search_diagnostics_per_seed(rep):
+    """Stop and verdict, epochs since the last change, logit margins against the possible drift, eigenvalues."""
+    for dataset in rep.tree.datasets:
+        assert f'id="ds-{dataset}-diagnostics"' in rep.html
+        rows = _diagnostics_rows(rep.html, dataset)
+        assert sorted(rows) == rep.tree.seeds
+        for seed, row in rows.items():
+            history = rep.tree.histories[dataset][seed]
+            if "stop_reason" not in history:  # an older result: every value is "not recorded"
+                assert row.count("not recorded") >= 6, row
+                continue
+            final = history["epochs"][-1]
+            assert f"{final['stable_epochs_normal']} / {final['stable_epochs_reduce']}" in row
+            assert f"{final['logit_margin_median_normal']:.3g} / {final['logit_margin_max_normal']:.3g}" in row
+            assert f'data-value="{final["max_logit_drift"]!r}"' in row
+            values = rep.tree.eigenvalues[dataset][seed]
+            assert f'data-value="{values[-1][1]!r}"' in row
+            assert f"{values[0][1]:.3g} (epoch {values[0][0]}) to {values[-1][1]:.3g} (epoch {values[-1][0]}), " \
+                   f"{len(values)} values" in row
+            verdict = "conclusive</span>" if history["conclusive"] else "not conclusive</span>"
+            assert verdict in row
+            assert html_mod.escape(history["conclusive_reason"], quote=False) in rep.html
+    kirigami = _diagnostics_rows(rep.html, "kirigami")[0]
+    assert "max_epochs: all 6 of 6 epochs" in kirigami
+    assert "stable_genotype after epoch 8 of 12; the cell of epoch 8" in _diagnostics_rows(rep.html, "digits")[0]
+    assert [e for e, _ in rep.tree.eigenvalues["kirigami"][0]] == [1, 3, 5, 6]  # every 2nd from the first, the last
+
+
+def test_logit_margins_are_judged_against_the_possible_drift(rep):
+    """Kirigami's weights stay near 1/8: its margins are below what the steps could move a logit (noise);
+    digits' weights spread: larger margins."""
+    def sentence(dataset, seed):
+        match = re.search(rf'<li data-seed="{seed}"[^>]*>(.*?)</li>',
+                          rep.html.split(f'id="ds-{dataset}-diagnostics"')[1], flags=re.S)
+        return " ".join(match.group(1).split())
+    assert "the derived cell could be decided by noise" in sentence("kirigami", 0)
+    assert "more than the" in sentence("digits", 0) and "any single logit could have moved" in sentence("digits", 0)
+    assert "logit margins: not recorded" in sentence("digits", 1) and "verdict: not recorded" in sentence("digits", 1)
+    assert 'data-conclusive="unknown"' in rep.html
+
+
 def test_report_derives_cells_with_the_searchs_own_rule(rep):
     """Without genotypes in history.json the report derives them from alphas.npz with darts.derive, so its
     cells (edge order included) are exactly the search's."""
@@ -261,7 +307,7 @@ def test_figures_manifest_lists_every_written_file(rep):
     for name in rep.tree.datasets:
         expected |= {f"{name}/curves/search.png", f"{name}/curves/training.png", f"{name}/sparsity/weights.png",
                      f"{name}/sparsity/entropy.png", f"{name}/sparsity/skip_count.png",
-                     f"{name}/advantage/strip.png"}
+                     f"{name}/advantage/strip.png", f"{name}/diagnostics/hessian.png"}
         for seed in rep.tree.seeds:
             expected |= {f"{name}/cells/seed{seed}_normal.svg", f"{name}/cells/seed{seed}_reduce.svg",
                          f"{name}/genotype/seed{seed}.png"}
@@ -275,13 +321,15 @@ def test_figures_manifest_lists_every_written_file(rep):
         assert (Path(__file__).resolve().parents[1] / entry["caption"]).exists(), entry["caption"]
     for table in manifest["tables"]:
         assert Path(table["file"]).read_text().count("\n") >= 1
+    diagnostics = (rep.figures_dir / "digits" / "tables" / "search_diagnostics.csv").read_text().splitlines()
+    assert diagnostics[0].startswith("seed,stop,conclusive,verdict") and len(diagnostics) == 1 + len(rep.tree.seeds)
     assert not list(rep.html_path.parent.glob(".report.html.*")), "temporary file left behind"
 
 
 def test_captions_exist_for_each_figure_kind():
     captions = Path(__file__).resolve().parents[1] / "report" / "captions"
     for kind in ("cells", "curves", "sparsity", "parity", "confusion", "genotype", "comparison", "advantage",
-                 "results_table", "tables", "page", "figures"):
+                 "results_table", "tables", "page", "figures", "diagnostics"):
         assert (captions / f"{kind}.rst").read_text().strip(), kind
 
 

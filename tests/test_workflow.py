@@ -40,6 +40,13 @@ def test_quick_default_produces_every_artifact(quick_run):
         assert (quick_run / "results" / "benchmarks" / dataset / "search_advantage_seed0.tsv").exists()
         assert (quick_run / "logs" / dataset / "search_seed0.log").stat().st_size > 0
         assert (quick_run / "results" / "benchmarks" / dataset / "search_seed0.tsv").exists()
+    # search diagnostics (tests/config/tiny.yaml): kirigami's eigenvalue after epoch 1, a stop rule that may fire
+    history = json.loads((quick_run / "results" / "kirigami" / "search" / "seed0" / "history.json").read_text())
+    assert history["epochs"][0]["hessian_eigenvalue"] is not None and history["budget"]["hessian_evaluations"] >= 1
+    assert history["stop_reason"] == "max_epochs" or history["stop_rule"] == "stable_genotype"
+    assert isinstance(history["conclusive"], bool) and history["conclusive_reason"]
+    digits = json.loads((quick_run / "results" / "digits" / "search" / "seed0" / "history.json").read_text())
+    assert all(e["hessian_eigenvalue"] is None for e in digits["epochs"])
     design = json.loads((quick_run / "results" / "kirigami" / "design" / "design.json").read_text())
     assert {run["model"] for run in design["runs"]} == {"random_forest", "tiny_resnet", "random"}
     curves = json.loads((quick_run / "results" / "kirigami" / "learning_curves" / "learning_curves.json").read_text())
@@ -50,6 +57,7 @@ def test_quick_default_produces_every_artifact(quick_run):
     assert "surrogate" in html.lower() and "digits" in html
     assert 'id="design-kirigami"' in html and "Learning curves" in html and "published" in html
     assert 'id="advantage-kirigami">Search advantage: ' in html and 'id="advantage-table-digits"' in html
+    assert 'id="diagnostics-kirigami"' in html and "Did the search find anything?" in html
 
 
 def test_search_log_reports_rate_and_eta(quick_run):

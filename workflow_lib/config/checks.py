@@ -3,6 +3,9 @@
 - ``source.type: null`` becomes the dataset kind's default source (the first type its schema branch allows).
 - ``train.genotype`` must name a published genotype (``workflow_lib.darts.genotypes.GENOTYPES``) or a
   readable genotype JSON file; an unknown name would otherwise fail only inside the training job.
+- ``search.arch_warmup_epochs`` must leave an epoch that updates the architecture (else the cell is derived
+  from the initial noise), and the ``darts_es`` stop rule needs the Hessian eigenvalue
+  (``search.diagnostics.hessian_every`` >= 1).
 - data files named in the config (``npz`` files, a local MD file) must exist, so a typo fails in seconds,
   not after the DAG has started deleting the previous run's outputs.
 - every ``input_stride`` must fit the dataset's images (a stride larger than the image leaves a 1x1 input):
@@ -97,6 +100,17 @@ def _check_selection(name: str, block: dict[str, Any]) -> None:
                      "it needs darts in methods and train.genotype null")
 
 
+def _check_search(name: str, block: dict[str, Any]) -> None:
+    search = block["search"]
+    if search["arch_warmup_epochs"] >= search["epochs"]:
+        raise _error(f"config key 'datasets.{name}.search.arch_warmup_epochs': {search['arch_warmup_epochs']} "
+                     f"warm-up epochs of {search['epochs']} leave no epoch that updates the architecture, so the "
+                     "cell would be derived from the initial noise; use fewer than search.epochs")
+    if search["stop"]["rule"] == "darts_es" and search["diagnostics"]["hessian_every"] < 1:
+        raise _error(f"config key 'datasets.{name}.search.stop.rule': darts_es stops on the Hessian eigenvalue; "
+                     "set search.diagnostics.hessian_every to 1 or more")
+
+
 def _check_split(name: str, block: dict[str, Any]) -> None:
     if block["split"]["method"] == "official" and block["kind"] != "cifar10":
         raise _error(f"config key 'datasets.{name}.split.method': 'official' needs a dataset with its own test "
@@ -165,6 +179,7 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     for name, block in config["datasets"].items():
         _check_source(name, block)
         _check_split(name, block)
+        _check_search(name, block)
         _check_selection(name, block)
         _check_genotype(f"datasets.{name}.train.genotype", block["train"]["genotype"])
         _check_fixed_cell(name, block)

@@ -17,6 +17,7 @@ from workflow_lib.config.types import AugmentConfig, DeviceConfig
 from workflow_lib.methods import BASELINES, FIXED_CELL, NEURAL_STEPS, RANDOM_SEARCH, SEARCH_ADVANTAGE, STEPS
 
 SOURCE_KEYS = ("kind", "source")
+SEARCH_ONLY_KEYS = ("diagnostics", "stop")  # read by the search alone (not by a matched random search)
 DATA_KEYS = ("kind", "source", "target", "pad_rows", "split")
 
 
@@ -39,7 +40,8 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {
             "random_search": block["baselines"][RANDOM_SEARCH],
             "train": block["train"],
-            "search": block["search"],  # the DARTS budget and proxy a matched random search shares
+            # the DARTS budget and proxy a matched random search shares (not the search's diagnostics or stop)
+            "search": {key: value for key, value in block["search"].items() if key not in SEARCH_ONLY_KEYS},
         }
     if stage in BASELINES:
         return block["baselines"][stage]

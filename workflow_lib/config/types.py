@@ -118,6 +118,26 @@ class SearchConfig(ConfigBlock):
     input_stride: list[int]
     max_samples: int | None
     eval_samples: int | None
+    diagnostics: dict[str, Any]  # SearchDiagnosticsConfig
+    stop: dict[str, Any]  # SearchStopConfig
+
+
+@dataclass(frozen=True)
+class SearchDiagnosticsConfig(ConfigBlock):
+    SCHEMA: ClassVar[str] = "#/$defs/search/properties/diagnostics"
+    hessian_every: int
+    hessian_samples: int
+    hessian_max_iterations: int
+    hessian_tol: float
+    hessian_keep_graph: bool
+
+
+@dataclass(frozen=True)
+class SearchStopConfig(ConfigBlock):
+    SCHEMA: ClassVar[str] = "#/$defs/search/properties/stop"
+    rule: str
+    darts_es: dict[str, Any]  # window, delta, factor, start_epoch
+    stable_genotype: dict[str, Any]  # stable_epochs, start_epoch
 
 
 @dataclass(frozen=True)

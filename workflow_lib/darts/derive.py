@@ -99,3 +99,15 @@ def count_skips(genotype: Genotype) -> Tuple[int, int]:
     n = sum(1 for op, _ in genotype.normal if op == "skip_connect")
     r = sum(1 for op, _ in genotype.reduce if op == "skip_connect")
     return n, r
+
+
+def top2_margin(values: ArrayLike) -> np.ndarray:
+    """Per edge, the largest minus the second-largest value over the 8 ops: (14, 8) -> (14,).
+
+    On softmax weights it says how far an edge is from a tie; on the raw alphas (logits) it can be set against
+    how far a logit could have moved at all (``max_logit_drift`` in history.json)."""
+    v = _to_numpy(values)
+    if v.ndim != 2 or v.shape[1] < 2:
+        raise ValueError(f"expected a 2-D (edges, ops) array with at least 2 ops, got shape {v.shape}")
+    top = np.sort(v, axis=1)
+    return top[:, -1] - top[:, -2]

@@ -7,6 +7,9 @@ architecture step on the alphas (first or second order) and one SGD step on the 
 search-val metrics, the softmax architecture weights of both cell types, each edge's entropy, the derived
 genotype and its skip-connection counts are recorded. The engine checkpoints everything every epoch, so a
 killed search resumes and ends bitwise identical (CPU) to an uninterrupted one.
+
+The per-epoch diagnostics (Hessian eigenvalue, the cell's stability, logit margins against the largest
+possible drift) and the stop rule (``search.stop``) are described in ``workflow_lib.darts.search_diagnostics``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 from workflow_lib.config import SearchConfig, StageConfig
+from workflow_lib.config.types import SearchDiagnosticsConfig, SearchStopConfig
 from workflow_lib.darts.architect import (
     Architect,
     make_weight_optimizer,
@@ -29,6 +33,9 @@ from workflow_lib.darts.architect import (
 )
 from workflow_lib.darts.derive import count_skips, edge_entropy
 from workflow_lib.darts.genotypes import PRIMITIVES
+from workflow_lib.darts.hessian import architecture_eigenvalue, fixed_subset
+from workflow_lib.darts.search_diagnostics import CELLS, history_record, margin_record, stop_summary
+from workflow_lib.darts.stop_rules import decide
 from workflow_lib.darts.pc_darts import build_pc_search_network
 from workflow_lib.darts.search_model import SearchNetwork, build_search_network
 from workflow_lib.datasets.prepared import PreparedData
@@ -66,8 +73,10 @@ def search_step_cli(stage: StageConfig, data_path: Path, out_dir: Path, checkpoi
 
 
 def architecture_record(model: SearchNetwork) -> dict[str, Any]:
-    """Softmax weights, per-edge entropy, derived genotype and its skip counts, at this point of the search."""
+    """Softmax weights, per-edge entropy and margins, derived genotype and its skip counts, at this point of
+    the search."""
     weights = {name: w.detach().cpu().numpy().astype(np.float64) for name, w in model.softmax_alphas().items()}
+    logits = {cell: a.detach().cpu().double().numpy() for cell, a in zip(CELLS, model.op_alphas())}
     genotype = model.genotype()
     skips_normal, skips_reduce = count_skips(genotype)
     edges = model.edge_weights() if hasattr(model, "edge_weights") else {}  # PC-DARTS edge normalization
@@ -78,6 +87,7 @@ def architecture_record(model: SearchNetwork) -> dict[str, Any]:
         "skip_count_reduce": skips_reduce,
         "entropy_normal": edge_entropy(weights["normal"]).tolist(),
         "entropy_reduce": edge_entropy(weights["reduce"]).tolist(),
+        **margin_record(weights, logits),
         "alpha_normal": weights["normal"].tolist(),
         "alpha_reduce": weights["reduce"].tolist(),
     }
@@ -96,6 +106,9 @@ class SearchRun:
 
     def __init__(self, stage: StageConfig, data: PreparedData, seed: int):
         self.cfg = SearchConfig.from_dict(stage.settings)
+        self.diagnostics = SearchDiagnosticsConfig.from_dict(self.cfg.diagnostics)
+        self.stop = SearchStopConfig.from_dict(self.cfg.stop)
+        self.seed = seed
         self.device = resolve_device(stage.device)
         self.bf16 = stage.device.bf16
         seed_everything(seed)
@@ -132,6 +145,11 @@ class SearchRun:
         transform = train_transform(stage.augment, self.cfg.cutout_length, pad_value)
         self.train_batches = self._batches(self.train_rows, make_generator(seed), transform)
         self.val_batches = self._batches(self.val_rows, make_generator(seed + 1), transform)
+        # the eigenvalue's fixed search-val subset: the same rows, batches and inputs (no augmentation) each time
+        self.hessian_rows = fixed_subset(self.val_rows, self.diagnostics.hessian_samples, self.cfg.batch_size)
+        self.hessian_batches = [(self._prep(self.x[torch.as_tensor(r, device=self.device)]),
+                                 self.task.encode(self.y[torch.as_tensor(r, device=self.device)]))
+                                for r in self.hessian_rows] if self.diagnostics.hessian_every else []
 
     def _batches(self, index: np.ndarray, generator: torch.Generator, transform: Any) -> Batches:
         return Batches(
@@ -151,6 +169,41 @@ class SearchRun:
 
     def _prep(self, xb: torch.Tensor) -> torch.Tensor:
         return to_channels_last(xb, self.channels_last)
+
+    def hessian_due(self, epoch: int) -> bool:
+        """Whether the eigenvalue is computed after this (0-based) epoch: every k-th from the first, and the
+        last (as R-DARTS's search code)."""
+        every = self.diagnostics.hessian_every
+        return every > 0 and (epoch % every == 0 or epoch == self.cfg.epochs - 1)
+
+    def hessian(self, epoch: int) -> dict[str, Any]:
+        """The eigenvalue record of this epoch (null values when it is not due)."""
+        if not self.hessian_due(epoch):
+            return {"hessian_eigenvalue": None, "hessian_iterations": 0, "hessian_seconds": 0.0,
+                    "hessian_converged": None}
+        d = self.diagnostics
+        result = architecture_eigenvalue(self.model, self.task.loss, self.hessian_batches, seed=self.seed,
+                                         max_iterations=d.hessian_max_iterations, tol=d.hessian_tol,
+                                         keep_graph=d.hessian_keep_graph)
+        log.info("search: epoch %d Hessian eigenvalue %.5g (%d Hessian-vector products on %d search-val rows, "
+                 "%.1f s%s)", epoch + 1, result["value"], result["iterations"],
+                 sum(len(r) for r in self.hessian_rows), result["seconds"],
+                 "" if result["converged"] else ", not converged")
+        return {"hessian_eigenvalue": result["value"], "hessian_iterations": result["iterations"],
+                "hessian_seconds": result["seconds"], "hessian_converged": result["converged"]}
+
+    def diagnosed_epoch(self, epoch: int, history: list[dict[str, Any]], initial: dict[str, Any]) -> dict[str, Any]:
+        """One epoch (``epoch``) plus what needs the history so far: the cell's stability, the logits' largest
+        possible drift, and the stop rule's decision (under the loop's ``"stop"`` key when it fires)."""
+        row = self.epoch(epoch)
+        rows = [*history, {"epoch": epoch + 1, **row}]
+        row.update(history_record(rows, initial["genotype"], self.cfg.alpha_lr))
+        decision = decide(self.stop.to_dict(), rows, initial["genotype"], self.cfg.epochs,
+                          self.diagnostics.hessian_every, self.cfg.arch_warmup_epochs)
+        if decision is not None:
+            log.info("search: %s", decision.reason)
+            row["stop"] = decision.to_dict()
+        return row
 
     def epoch(self, epoch: int) -> dict[str, Any]:
         """One search epoch (0-based index): alternate alpha and weight steps, then measure. During the
@@ -192,6 +245,7 @@ class SearchRun:
             "samples": seen + val_seen,  # a step reads a search-train and (updating alphas) a search-val batch
             "alphas_updated": update_alphas,
             **architecture_record(self.model),
+            **self.hessian(epoch),
         }
 
 
@@ -206,15 +260,17 @@ def run_search(stage: StageConfig, data: PreparedData, out_dir: Path, checkpoint
     loop = EpochLoop(Path(checkpoint_dir) / "ckpt.pt", run.components(), run.cfg.epochs, log=log, name="search",
                      fingerprint=settings)
     loop.extra.setdefault("initial", architecture_record(run.model))
-    history = loop.run(run.epoch)
+    history = loop.run(lambda epoch: run.diagnosed_epoch(epoch, loop.history, loop.extra["initial"]))
+    decision = loop.stopped["reason"] if loop.stopped else None
     write_search_artifacts(Path(out_dir), stage, run, loop.extra["initial"], history, seed,
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, decision)
 
 
 def search_budget(run: SearchRun, history: list[dict], wall_seconds: float) -> dict[str, Any]:
     """What the search cost: epochs, steps (one architecture and one weight update each), samples, time."""
     return {
         "epochs": len(history),
+        "max_epochs": run.cfg.epochs,
         "optimizer_steps": int(sum(row.get("steps", 0) for row in history)),
         "samples_seen": int(sum(row.get("samples", 0) for row in history)),
         "train_seconds": float(sum(row.get("seconds", 0.0) for row in history)),
@@ -222,11 +278,15 @@ def search_budget(run: SearchRun, history: list[dict], wall_seconds: float) -> d
         "input_shape": [int(s) for s in run.x.shape[1:]],
         "batch_size": run.cfg.batch_size,
         "order": run.cfg.order,
+        # the eigenvalue's cost (included in train_seconds)
+        "hessian_seconds": float(sum(row.get("hessian_seconds") or 0.0 for row in history)),
+        "hessian_evaluations": sum(1 for row in history if row.get("hessian_eigenvalue") is not None),
+        "hessian_products": int(sum(row.get("hessian_iterations") or 0 for row in history)),
     }
 
 
 def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, initial: dict, history: list[dict],
-                           seed: int, wall_seconds: float) -> None:
+                           seed: int, wall_seconds: float, decision: dict | None = None) -> None:
     records = [initial, *history]
     edges = {f"edges_{cell}": np.array([r[f"edge_{cell}"] for r in records], dtype=np.float64)
              for cell in ("normal", "reduce") if f"edge_{cell}" in initial}  # PC-DARTS: (E+1, 14) edge weights
@@ -240,6 +300,9 @@ def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, in
     )
     epochs = [{k: v for k, v in row.items() if k not in ALPHA_KEYS} for row in history]
     budget = search_budget(run, history, wall_seconds)
+    stop = stop_summary(run.cfg, initial, history, decision)
+    # the result is the cell of the stop epoch (the last epoch unless a rule chose an earlier one)
+    genotype = history[stop["stop_epoch"] - 1]["genotype"] if history else run.model.genotype().to_dict()
     write_json_atomic(out_dir / "history.json", {
         "dataset": stage.dataset,
         "seed": seed,
@@ -249,13 +312,15 @@ def write_search_artifacts(out_dir: Path, stage: StageConfig, run: SearchRun, in
         "primitives": list(PRIMITIVES),
         "initial": {k: v for k, v in initial.items() if k not in ALPHA_KEYS},
         "epochs": epochs,
+        **stop,
         "wall_seconds": wall_seconds,
         "budget": budget,
     })
     torch_save_atomic(out_dir / "supernet.pt", run.model.state_dict())
-    write_json_atomic(out_dir / "genotype.json", run.model.genotype().to_dict())
+    write_json_atomic(out_dir / "genotype.json", genotype)
     info = run_info(stage.to_dict(), seed, str(run.device))
     info.update({"device_label": device_label(run.device), "wall_seconds": wall_seconds,
+                 "stop": {key: stop[key] for key in ("stop_rule", "stop_reason", "stop_epoch", "epochs_run")},
                  "parameters": sum(p.numel() for p in run.model.weights()), "budget": budget,
                  "proxy": {"input_shape": list(run.x.shape[1:]), "input_stride": list(run.cfg.input_stride),
                            "stem_stride": int(run.cfg.stem_stride),

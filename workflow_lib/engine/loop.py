@@ -23,6 +23,9 @@ Usage::
 - logs one line per epoch: ``epoch k/n  train_loss .. val_metric ..  X.X steps/s  ETA mm:ss`` where rate and
   ETA use the epochs run in this process (``steps`` from epoch_fn's dict; epochs/s when absent).
 - ``stop_after`` (testing / wall-time budgets): return after this many epochs *in this process*.
+- an early stop (e.g. a search's stop rule): ``epoch_fn`` puts a truthy, JSON-able value under ``"stop"`` in
+  its dict (the reason). The loop removes it from the row, records ``loop.stopped = {"epoch": k, "reason":
+  value}`` in the checkpoint and ends; a resumed stopped run trains no further epoch (like a finished one).
 - ``fingerprint`` (optional str: a hash of everything the result depends on: settings, the prepared data's
   digest including its split, genotype, seed): a checkpoint written with another fingerprint is ignored with a
   warning (and overwritten), so changed settings or data never resume stale state. A checkpoint that cannot
@@ -59,6 +62,7 @@ from workflow_lib.engine.seeding import rng_state, set_rng_state
 from workflow_lib.io import torch_save_atomic
 
 CHECKPOINT_FORMAT = 2  # 2: plain data only (loads with weights_only=True)
+STOP_KEY = "stop"  # epoch_fn's way to end the run early (see the module docstring)
 LOG_KEYS = ("train_loss", "train_metric", "val_loss", "val_metric", "test_loss", "test_metric", "lr")
 
 _default_log = logging.getLogger("workflow_lib.engine.loop")
@@ -144,6 +148,7 @@ class EpochLoop:
         self.extra: dict[str, Any] = {}
         self.epoch = 0  # epochs completed
         self.resumed_from = 0
+        self.stopped: dict[str, Any] | None = None  # {"epoch", "reason"} once epoch_fn asked to stop
 
     # -- logging ----------------------------------------------------------------------------------
     def log(self, message: str, warning: bool = False) -> None:
@@ -163,6 +168,7 @@ class EpochLoop:
             "rng": rng_state(),
             "extra": plain(self.extra),
             "fingerprint": self.fingerprint,
+            "stopped": plain(self.stopped),
         }
 
     def save(self) -> None:
@@ -203,7 +209,7 @@ class EpochLoop:
                 problem = f"does not fit this run ({type(error).__name__}: {error})"
                 for name, component in self.components.items():  # undo a partial load: a fresh start is fresh
                     _load_into(component, fresh[name])
-                self.history, self.extra, self.epoch, self.resumed_from = [], {}, 0, 0
+                self.history, self.extra, self.epoch, self.resumed_from, self.stopped = [], {}, 0, 0, None
         aside = path.with_name(path.name + ".unusable")
         path.replace(aside)
         self.log(f"WARNING checkpoint {path} is {problem}; moved it to {aside} and starting afresh", warning=True)
@@ -227,6 +233,7 @@ class EpochLoop:
         self.history = list(state[self.history_key])
         self.extra = dict(state.get("extra", {}))
         self.epoch = int(state["epoch"])
+        self.stopped = state.get("stopped")
         set_rng_state(state["rng"])
         self.resumed_from = self.epoch
 
@@ -234,24 +241,31 @@ class EpochLoop:
     def run(self, epoch_fn: Callable[[int], dict[str, Any]], stop_after: int | None = None) -> list[dict[str, Any]]:
         if self.load():
             self.log(f"{self.name + ': ' if self.name else ''}resumed from {self.checkpoint_path} "
-                     f"at epoch {self.epoch}/{self.total_epochs}")
+                     f"at epoch {self.epoch}/{self.total_epochs}"
+                     + (" (stopped early there: nothing left to run)" if self.stopped is not None else ""))
         started = time.perf_counter()
         steps_done = 0
         epochs_done = 0
-        while self.epoch < self.total_epochs:
+        while self.epoch < self.total_epochs and self.stopped is None:
             if stop_after is not None and epochs_done >= stop_after:
                 break
             t0 = time.perf_counter()
             scalars = dict(epoch_fn(self.epoch))
             elapsed = time.perf_counter() - t0
+            stop = scalars.pop(STOP_KEY, None)
             scalars.setdefault("seconds", elapsed)
             row = {"epoch": self.epoch + 1, **scalars}
             self.history.append(row)
             self.epoch += 1
             epochs_done += 1
             steps_done += int(scalars.get("steps", 0) or 0)
+            if stop:
+                self.stopped = {"epoch": self.epoch, "reason": stop}
             self.save()
             self._log_epoch(row, started, epochs_done, steps_done)
+            if self.stopped is not None:
+                self.log(f"{self.name + ': ' if self.name else ''}stopped early after epoch "
+                         f"{self.epoch}/{self.total_epochs}")
         return self.history
 
     def _log_epoch(self, row: dict[str, Any], started: float, epochs_done: int, steps_done: int) -> None:

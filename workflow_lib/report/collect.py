@@ -27,6 +27,10 @@ PRIMITIVES = (
     "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
 )
 
+# history.json's top-level keys on how a search ended (workflow_lib.darts.search_diagnostics.stop_summary)
+STOP_KEYS = ("stop_rule", "stop_reason", "stop_epoch", "stop_details", "epochs_run", "max_epochs", "conclusive",
+             "conclusive_reason")
+
 # The workflow's steps, in pipeline order (benchmark times are shown per step in this order).
 STAGES = STEPS
 
@@ -91,6 +95,8 @@ class SearchRun:
     budget: dict[str, Any] = field(default_factory=dict)
     edges: dict[str, np.ndarray] = field(default_factory=dict)  # PC-DARTS: cell -> (E+1, 14) edge weights
     method: str = "darts"
+    # how the search ended and whether it is conclusive (history.json's STOP_KEYS; empty in older results)
+    stop: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_epochs(self) -> int:
@@ -322,6 +328,7 @@ def read_search(search_dir: Path, seed: int, notes: list[str]) -> SearchRun | No
         budget=history.get("budget") if isinstance(history.get("budget"), dict) else {},
         edges=edges,
         method=str(history.get("method", "darts")),
+        stop={key: history[key] for key in STOP_KEYS if key in history},
     )
 
 

@@ -18,6 +18,7 @@ from workflow_lib.io import atomic_path, write_json_atomic, write_text_atomic
 from workflow_lib.report import advantage as A
 from workflow_lib.report import cells as cells_mod
 from workflow_lib.report import design_figures as D
+from workflow_lib.report import diagnostics as DG
 from workflow_lib.report import figures as F
 from workflow_lib.report import render as R
 from workflow_lib.report import sparsity as S
@@ -48,6 +49,11 @@ CAPTIONS = {
                  "uniformly from the DARTS space (grey; black bar: their mean) and of the found cell (red star), "
                  "all trained with one protocol, per seed. The random cells are scored, never selected.",
     "skip_count": "Number of skip_connect edges among the 8 edges of the derived cell after each search epoch.",
+    "diagnostics": "Dominant eigenvalue of the Hessian of the search-val loss with respect to the op-choice "
+                   "architecture parameters (Zela et al., ICLR 2020) on a fixed search-val subset, at the epochs "
+                   "where it was computed (markers), one colour per seed of {dataset}; dashed: the epoch whose cell "
+                   "a stop rule returned. A growing eigenvalue means a sharp region, where the discretised cell "
+                   "tends to generalise poorly.",
     "parity": "Predicted versus true {target} on the test split of {dataset} for {method}; one colour per seed, "
               "the black line is y = x and the legend gives each seed's test R².",
     "confusion": "Confusion matrix on the test split of {dataset} ({method}, seed {seed}, the seed with the best "
@@ -156,6 +162,16 @@ def dataset_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any]:
     section["results"] = table
     section["per_seed"] = R.per_seed_table(ds)
     section["search"] = R.search_table(ds)
+    section["diagnostics"] = DG.diagnostics_rows(ds)
+    section["diagnostics_figure"] = _png(
+        figs, ds.name, "diagnostics", "hessian", "Hessian eigenvalue per search epoch",
+        _caption("diagnostics", dataset=ds.name), DG.eigenvalue_figure(ds)) if ds.searches else None
+    figs.table(ds.name, "search_diagnostics",
+               ["seed", "stop", "conclusive", "verdict", "stable_epochs_normal_reduce", "logit_margin_normal",
+                "logit_margin_reduce", "max_logit_drift", "hessian_eigenvalue", "hessian_seconds"],
+               [[r["seed"], r["stop"], r["conclusive"], r["verdict"], r["stable"], r["margins"]["normal"],
+                 r["margins"]["reduce"], r["drift"], r["eigenvalue"], r["hessian_cost"]]
+                for r in section["diagnostics"]], f"{ds.name}: search diagnostics per seed")
     section["budget"] = R.budget_table(ds)
     figs.table(ds.name, "results",
                ["method", "n_seeds", "parameters", "train_seconds_mean", "device"]
