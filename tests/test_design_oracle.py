@@ -310,3 +310,23 @@ def test_design_loop_on_someone_elses_design_space(tmp_path):
     _assert_budgets(again, settings)
     later = _sent(seen)[sum(counts.values()):]
     assert not set(later) & before and again["oracle"]["reused"] > 0
+
+
+def test_kirigami_designs_go_to_the_surrogate_command(tmp_path):
+    """Kirigami with the command oracle: the slot file holds the sheet images and the cut patterns, and
+    simulate-kirigami answers with the values of the lookup table (float32, like the prepared data)."""
+    from workflow_lib.design.space import kirigami_space
+    from workflow_lib.kirigami.command import simulate_designs
+    from workflow_lib.kirigami.surrogate import simulate
+
+    from test_design_loop import _md_like
+
+    space = kirigami_space(_md_like(), "command")
+    designs = space.designs(np.array([0, 17, 29790]))
+    assert designs["x"].shape == (3, 1, 32, 80) and designs["pattern"].shape == (3, 3, 5)
+    assert space.truth is None and not np.isfinite(space.given).any()
+    np.savez(tmp_path / "d.npz", **designs)
+    assert simulate_designs(tmp_path / "d.npz", tmp_path / "out.csv", "toughness") == 3
+    rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+    expected = simulate(designs["pattern"]).targets[:, 1].astype(np.float32).astype(float)
+    assert [int(r["id"]) for r in rows] == [0, 17, 29790] and [float(r["y"]) for r in rows] == list(expected)
