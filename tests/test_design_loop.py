@@ -313,7 +313,7 @@ def _kirigami_space(truth, n=29791):
 
 
 def test_no_picker_sees_an_unrevealed_label(tmp_path):
-    """Poison every label no run revealed (huge, NaN-like values): every picker's picks and predictions stay the same."""
+    """Poison every label no run revealed (+-1e30): every picker's picks and predictions stay the same."""
     patterns = enumerate_valid_patterns()[:600]
     truth = patterns.astype(float) @ np.linspace(-1, 1.5, 15)
     cfg = DesignConfig.from_dict(_settings(

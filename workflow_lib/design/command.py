@@ -28,7 +28,6 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 

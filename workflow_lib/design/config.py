@@ -157,7 +157,8 @@ class DesignConfig:
                                             "darts": DartsSettings})
         for name, picker in cfg.pickers.items():
             if picker.model not in DESIGN_MODELS:
-                raise DesignError(f"design.pickers.{name}.model: unknown {picker.model!r}; known: {list(DESIGN_MODELS)}")
+                raise DesignError(f"design.pickers.{name}.model: unknown {picker.model!r}; "
+                                  f"known: {list(DESIGN_MODELS)}")
             problems = picker_problems(dataclasses.asdict(picker), cfg.random_forest.n_estimators)
             if problems:
                 raise DesignError(f"design.pickers.{name}: {problems[0]}")

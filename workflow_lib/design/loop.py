@@ -70,7 +70,8 @@ class LoopState:
 
     def to_dict(self) -> dict[str, Any]:
         runs = [{k: v for k, v in vars(run).items()} for run in self.runs]
-        known = [[i, *(entry[k] for k in ("y", "status", "generation", "reused"))] for i, entry in sorted(self.known.items())]
+        known = [[i, *(entry[k] for k in ("y", "status", "generation", "reused"))]
+                 for i, entry in sorted(self.known.items())]
         return {"generation": self.generation, "runs": runs, "known": known}
 
     @classmethod
@@ -159,7 +160,8 @@ def _pick_run(state: LoopState, index: int, run: RunState, generation: int, excl
         return
     known, values = _known_values(state, run)
     if known.size == 0:
-        raise DesignError(f"design: run {run.name} has no design with a value to learn from (all failed?)")
+        raise DesignError(f"design: run {run.name} has no design with a value to learn from: every simulation it "
+                          "asked for failed (simulations.csv lists them with the simulator's logs)")
     key = (picker.model, picker.ensemble, run.seed, generation, _fingerprint(known, values))
     if key not in cache:
         cache[key] = ctx.model(picker.model, picker.ensemble).fit_predict(known, values, run.seed * 1000 + generation)

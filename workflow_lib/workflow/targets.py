@@ -164,7 +164,7 @@ def design_slots(config: dict, dataset: str) -> list[int]:
 
 
 def design_jobs(config: dict, dataset: str) -> list[str]:
-    """The design loop's jobs, as named in logs and benchmarks (``design_pick_gen{g}``, ``design_simulate_gen{g}_b{b}``)."""
+    """The design loop's jobs as named in logs and benchmarks: design_pick_gen{g}, design_simulate_gen{g}_b{b}."""
     block = config["datasets"][dataset]
     if block["design"]["oracle"]["type"] == "lookup":
         return (["design_table"] if block["kind"] == "kirigami" else []) + ["design"]
