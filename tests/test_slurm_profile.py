@@ -9,9 +9,10 @@
   (:func:`cluster_overrides`); the test checks that every job went through Slurm and
   that the results equal the local run's.
 
-Both workflows run by default (``WORKFLOW_CASES`` below; the environment variable
-``SLURM_TEST_WORKFLOW=toy|real`` picks one): ``toy_case`` is the tiny tests/slurm_workflow/Snakefile,
-``real_case`` the repository's Snakefile with its quick config.
+All workflows run by default (``WORKFLOW_CASES`` below; the environment variable
+``SLURM_TEST_WORKFLOW=toy|real|design`` picks one): ``toy_case`` is the tiny tests/slurm_workflow/Snakefile,
+``real_case`` the repository's Snakefile with its quick config, ``design_case`` the design loop of
+examples/design with its simulator as Slurm jobs.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ PROFILES = REPO / "profiles"
 SLURM_PROFILE = PROFILES / "slurm"
 LOCAL_PROFILE = PROFILES / "local"
 TOY_SNAKEFILE = Path(__file__).resolve().parent / "slurm_workflow" / "Snakefile"
-GPU_RULES = ("search", "train", "baseline_cnn", "random_search", "fixed_cell", "select_cell", "design",
-             "learning_curves")
+GPU_RULES = ("search", "train", "baseline_cnn", "random_search", "fixed_cell", "select_cell", "design_pick",
+             "design", "learning_curves")
 DIGITS_GPU_RULES = ("search", "train", "baseline_cnn", "random_search")  # what the tiny digits chain runs
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -184,10 +185,65 @@ def real_case() -> WorkflowCase:
     )
 
 
-CASES = {"toy": toy_case, "real": real_case}
-# Both by default: the real quick workflow (results must match a local run) and the toy one, which also
-# proves a failed job is retried with more time and resumes from its checkpoint.
-WORKFLOW_CASES = [name for name in ("real", "toy") if os.environ.get("SLURM_TEST_WORKFLOW", name) == name]
+# The design loop with a command oracle (examples/design): the simulations run as Slurm jobs, one per slot of
+# each generation, and the picks equal those of the local run.
+DESIGN_EXAMPLE = REPO / "examples" / "design"
+DESIGN_TARGET = "results/conductor/design/design.json"
+
+
+def design_case(root: Path) -> WorkflowCase:
+    config = yaml.safe_load((DESIGN_EXAMPLE / "config.yaml").read_text())
+    block = config["datasets"]["conductor"]
+    data = root / "design_space.npz"
+    subprocess.run([sys.executable, str(DESIGN_EXAMPLE / "make_space.py"), "--n", "300", "--known", "30", "--out",
+                    str(data)], check=True, capture_output=True, timeout=120)
+    block["source"]["path"] = str(data)
+    block["design"].update(seeds=[0], n_initial=6, per_generation=3, generations=1,
+                           pickers={"random_forest_ei": {"model": "random_forest", "acquisition": "ei"},
+                                    "random": {"model": "random"}})
+    block["design"]["random_forest"]["n_estimators"] = 20
+    block["design"]["oracle"].update(batch=3, command=f"{sys.executable} {DESIGN_EXAMPLE / 'simulator.py'} "
+                                                      "--designs {designs} --out {out}")
+    config.update(results_dir="results", checkpoint_dir="checkpoints", log_dir="logs",
+                  datasets={"conductor": block})
+    path = root / "design.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return WorkflowCase(
+        name="design",
+        args=["--snakefile", str(REPO / "Snakefile"), "--configfile", str(path), "--", DESIGN_TARGET],
+        compare=compare_designs,
+        slurm_rules={"design_pick", "design_simulate", "design"},  # raw_data is a local rule
+        check_slurm_run=check_design_slurm_run,
+        env={"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
+        timeout=900,
+    )
+
+
+def compare_designs(local: Path, slurm: Path) -> None:
+    a, b = (json.loads((d / DESIGN_TARGET).read_text()) for d in (local, slurm))
+    assert [(r["picker"], r["revealed"]) for r in a["runs"]] == [(r["picker"], r["revealed"]) for r in b["runs"]]
+    assert [r["records"][-1]["best"] for r in a["runs"]] == [r["records"][-1]["best"] for r in b["runs"]]
+    for document in (a, b):
+        assert all(r["simulations"] == r["distinct"] == 9 for r in document["runs"])
+        assert document["oracle"]["sent"] == document["oracle"]["sent_distinct"] == document["oracle"]["designs"]
+
+
+def check_design_slurm_run(workdir: Path, jobs: dict, cluster: SlurmTestCluster) -> None:
+    """Every slot of every generation was a Slurm job (2 + 2), every simulator call recorded."""
+    assert len(jobs["design_simulate"]) == 4 and len(jobs["design_pick"]) == 2, jobs
+    calls = sorted((workdir / "results/conductor/design/simulations/calls").glob("*.csv"))
+    calls = [c for c in calls if not c.name.endswith(".out.csv")]
+    assert calls, "no simulator call recorded"
+    simulate_logs = list((workdir / "logs/slurm/rule_design_simulate").rglob("*.log"))
+    assert len(simulate_logs) == 4, simulate_logs
+
+
+CASES = {"toy": lambda root: toy_case(), "real": lambda root: real_case(), "design": design_case}
+# All by default: the real quick workflow (results must match a local run), the toy one, which also
+# proves a failed job is retried with more time and resumes from its checkpoint, and the design loop whose
+# simulations are Slurm jobs.
+WORKFLOW_CASES = [name for name in ("real", "toy", "design")
+                  if os.environ.get("SLURM_TEST_WORKFLOW", name) == name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,7 +368,7 @@ def test_profile_dry_run(profile, tmp_path):
 @pytest.mark.slurm
 @pytest.mark.parametrize("case_name", WORKFLOW_CASES)
 def test_workflow_through_slurm(slurm_cluster: SlurmTestCluster, tmp_path, case_name):
-    case = CASES[case_name]()
+    case = CASES[case_name](tmp_path)
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
     for d in (local_dir, slurm_dir):
         d.mkdir()

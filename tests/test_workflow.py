@@ -48,7 +48,8 @@ def test_quick_default_produces_every_artifact(quick_run):
     digits = json.loads((quick_run / "results" / "digits" / "search" / "seed0" / "history.json").read_text())
     assert all(e["hessian_eigenvalue"] is None for e in digits["epochs"])
     design = json.loads((quick_run / "results" / "kirigami" / "design" / "design.json").read_text())
-    assert {run["model"] for run in design["runs"]} == {"random_forest", "tiny_resnet", "random"}
+    assert {run["picker"] for run in design["runs"]} == {"random_forest", "random_forest_ei", "tiny_resnet", "random"}
+    assert all(run["simulations"] == run["distinct"] == 60 for run in design["runs"])
     curves = json.loads((quick_run / "results" / "kirigami" / "learning_curves" / "learning_curves.json").read_text())
     assert {p["method"] for p in curves["points"]} == {"random_forest", "tiny_resnet"}
     prepared = json.loads((quick_run / "results" / "kirigami" / "data" / "prepared.json").read_text())

@@ -97,11 +97,43 @@ def _design_table(args: argparse.Namespace) -> None:
 
 
 def _design(args: argparse.Namespace) -> None:
-    from workflow_lib.design.run import design_step
+    from workflow_lib.design.run import design_step, finish_step
 
     stage = StageConfig.from_json(args.settings)
-    design_step(stage.dataset, stage.settings, Path(args.data), args.genotype, Path(args.out).parent, args.seeds,
-                max(args.threads, 1), device=stage.device, table_path=Path(args.table))
+    out_dir = Path(args.out).parent
+    if args.state:  # the command oracle's last step
+        finish_step(stage.dataset, stage.kind, stage.settings, Path(args.candidates), Path(args.state),
+                    args.batches, Path(args.journal), out_dir, args.seeds)
+        return
+    design_step(stage.dataset, stage.kind, stage.settings, Path(args.candidates), out_dir, args.seeds,
+                max(args.threads, 1), device=stage.device, table=Path(args.table) if args.table else None)
+
+
+def _design_pick(args: argparse.Namespace) -> None:
+    from workflow_lib.design.run import pick_step
+
+    stage = StageConfig.from_json(args.settings)
+    pick_step(stage.dataset, stage.kind, stage.settings, Path(args.candidates), args.generation, args.state,
+              args.batches, Path(args.out), args.slots, Path(args.journal), args.seeds, max(args.threads, 1),
+              device=stage.device)
+
+
+def _design_simulate(args: argparse.Namespace) -> None:
+    from workflow_lib.design.command import SimulationRetry
+    from workflow_lib.design.run import simulate_step
+
+    stage = StageConfig.from_json(args.settings)
+    try:
+        simulate_step(stage.settings, Path(args.slot), Path(args.journal), Path(args.out), args.generation,
+                      args.batch, args.attempt)
+    except SimulationRetry as retry:  # exit status 1: Snakemake runs the job again (its retries)
+        raise SystemExit(f"error in step 'design-simulate': {retry}") from None
+
+
+def _simulate_kirigami(args: argparse.Namespace) -> None:
+    from workflow_lib.kirigami.command import simulate_designs
+
+    simulate_designs(Path(args.designs), Path(args.out), args.target, max(args.threads, 1))
 
 
 def _learning_curves(args: argparse.Namespace) -> None:
@@ -187,11 +219,37 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--checkpoint-dir", required=True, help="per-candidate checkpoints")
     table = _settings_parser(sub, "design-table", _design_table, "every kirigami candidate's true target (oracle)")
     table.add_argument("--out", required=True, help="candidates.npz")
-    design = _settings_parser(sub, "design", _design, "ML-guided search for the best kirigami design")
-    design.add_argument("--table", required=True, help="candidates.npz (design-table)")
-    design.add_argument("--genotype", default=None, help="the search's genotype.json (darts picker)")
-    design.add_argument("--out", required=True, help="design.json (design.csv goes beside it)")
+    design = _settings_parser(sub, "design", _design, "ML-guided design: the loop (lookup) or its documents (command)",
+                              data=False)
+    design.add_argument("--candidates", required=True, help="prepared.npz (kirigami) or the fetch manifest (npz)")
+    design.add_argument("--table", default=None, help="kirigami lookup: candidates.npz (design-table)")
+    design.add_argument("--state", default=None, help="command oracle: the last generation's state.json")
+    design.add_argument("--batches", nargs="*", default=[], help="command oracle: the last generation's batch CSVs")
+    design.add_argument("--journal", default=None, help="command oracle: the simulations folder")
+    design.add_argument("--out", required=True, help="design.json (design.csv and simulations.csv go beside it)")
     design.add_argument("--seeds", nargs="+", type=int, required=True, help="the workflow's seeds")
+    pick = _settings_parser(sub, "design-pick", _design_pick, "command oracle: one generation's picks", data=False)
+    pick.add_argument("--candidates", required=True, help="prepared.npz (kirigami) or the fetch manifest (npz)")
+    pick.add_argument("--generation", type=int, required=True)
+    pick.add_argument("--state", default=None, help="the previous generation's state.json")
+    pick.add_argument("--batches", nargs="*", default=[], help="the previous generation's batch CSVs")
+    pick.add_argument("--slots", nargs="+", required=True, help="this generation's slot files (one per job)")
+    pick.add_argument("--journal", required=True, help="the simulations folder (design/simulations)")
+    pick.add_argument("--out", required=True, help="this generation's state.json")
+    pick.add_argument("--seeds", nargs="+", type=int, required=True, help="the workflow's seeds")
+    simulate = _settings_parser(sub, "design-simulate", _design_simulate, "command oracle: one simulation job",
+                                data=False)
+    simulate.add_argument("--slot", required=True, help="the slot file of this job (designs to simulate)")
+    simulate.add_argument("--journal", required=True, help="the simulations folder (design/simulations)")
+    simulate.add_argument("--out", required=True, help="batch CSV: the slot's designs with their results")
+    simulate.add_argument("--generation", type=int, required=True)
+    simulate.add_argument("--batch", type=int, required=True)
+    simulate.add_argument("--attempt", type=int, required=True, help="Snakemake's attempt (1 = first)")
+    kirigami = _step_parser(sub, "simulate-kirigami", _simulate_kirigami,
+                            "the kirigami surrogate as a design-loop simulator (designs npz -> id,y CSV)")
+    kirigami.add_argument("--designs", required=True, help="npz with id and pattern (k,3,5) or x (k,1,3,5)")
+    kirigami.add_argument("--out", required=True, help="CSV to write (id,y)")
+    kirigami.add_argument("--target", required=True, help="yield_strain, toughness or yield_stress")
     curves = _settings_parser(sub, "learning-curves", _learning_curves, "test score against training-set size")
     curves.add_argument("--genotype", default=None, help="the search's genotype.json (darts)")
     curves.add_argument("--out", required=True, help="learning_curves.json (the CSV goes beside it)")

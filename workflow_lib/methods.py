@@ -23,10 +23,13 @@ METHODS = (DARTS, *BASELINES)
 DEFAULT_METHODS = (DARTS, RANDOM_FOREST, *CNN_BASELINES, RANDOM_SEARCH)  # a dataset's methods unless it lists them
 
 DATA_STEPS = ("raw_data", "prepare")
-DESIGN_STEPS = ("design_table", "design", "learning_curves")  # kirigami design loop, data efficiency
+# the design loop (design_pick / design_simulate: one job per generation / simulation, command oracle only),
+# data efficiency
+DESIGN_STEPS = ("design_table", "design_pick", "design_simulate", "design", "learning_curves")
 SEARCH_ADVANTAGE = "search_advantage"
 STEPS = (*DATA_STEPS, "search", "select_cell", "train", SEARCH_ADVANTAGE, *BASELINES, *DESIGN_STEPS)
 NEURAL_STEPS = ("search", "select_cell", "train", SEARCH_ADVANTAGE, *CNN_BASELINES, RANDOM_SEARCH, FIXED_CELL,
+                "design_pick",
                 "design", "learning_curves")
 
 

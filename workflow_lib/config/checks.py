@@ -70,20 +70,54 @@ def _check_source(name: str, block: dict[str, Any]) -> None:
 
 
 def _check_design(name: str, block: dict[str, Any]) -> None:
-    """The design loop needs the complete kirigami candidate table; a DARTS picker or curve needs a cell."""
+    """The design loop needs a design space (kirigami or an npz file's rows), an oracle, sound pickers and, for
+    a DARTS picker, a named cell; a DARTS learning curve needs a cell."""
     design, curves = block["design"], block["learning_curves"]
-    if design["enabled"] and block["kind"] != "kirigami":
-        raise _error(f"config key 'datasets.{name}.design.enabled': the design loop searches kirigami cut "
-                     f"patterns; dataset {name!r} is {block['kind']!r}")
-    _check_genotype(f"datasets.{name}.design.darts.genotype", design["darts"]["genotype"])
-    searched = "darts" in block["methods"]
+    key = f"datasets.{name}.design"
+    _check_genotype(f"{key}.darts.genotype", design["darts"]["genotype"])
+    _check_unlabelled(name, block)
+    if design["enabled"]:
+        _check_design_loop(name, block)
     named = block["train"]["genotype"]
-    if design["enabled"] and "darts" in design["models"] and not (design["darts"]["genotype"] or named or searched):
-        raise _error(f"config key 'datasets.{name}.design.models': darts needs a cell: set design.darts.genotype "
-                     "or train.genotype, or add darts to methods (the search's cell)")
-    if curves["enabled"] and "darts" in curves["methods"] and not (named or searched):
+    if curves["enabled"] and "darts" in curves["methods"] and not (named or "darts" in block["methods"]):
         raise _error(f"config key 'datasets.{name}.learning_curves.methods': darts needs a cell: set "
                      "train.genotype or add darts to methods (the search's cell)")
+
+
+def _check_unlabelled(name: str, block: dict[str, Any]) -> None:
+    source = block["source"]
+    if source["unlabelled"] != "error" and (block["kind"] != "npz" or source["task"] != "regression"):
+        raise _error(f"config key 'datasets.{name}.source.unlabelled': rows without a label exist only in npz "
+                     "regression data (NaN y)")
+
+
+def _check_design_loop(name: str, block: dict[str, Any]) -> None:
+    from workflow_lib.design.config import picker_problems
+
+    design, key = block["design"], f"datasets.{name}.design"
+    if block["kind"] not in ("kirigami", "npz"):
+        raise _error(f"config key '{key}.enabled': the design loop searches a design space: kirigami's cut "
+                     f"patterns or the rows of an npz file; dataset {name!r} is {block['kind']!r}")
+    if block["kind"] == "npz" and block["source"]["task"] != "regression":
+        raise _error(f"config key 'datasets.{name}.source.task': the design loop maximises a regression target")
+    if block["kind"] == "npz" and block["source"]["subset"] is not None:
+        raise _error(f"config key 'datasets.{name}.source.subset': the design loop's candidates are every row "
+                     "of the file (ids are row indices); set subset to null")
+    oracle = design["oracle"]
+    if oracle["type"] == "command":
+        command = oracle["command"] or ""
+        if "{designs}" not in command or "{out}" not in command:
+            raise _error(f"config key '{key}.oracle.command': the command oracle needs a command with "
+                         f"{{designs}} and {{out}}, got {oracle['command']!r}")
+    genotype = design["darts"]["genotype"] or block["train"]["genotype"]
+    for picker_name, picker in design["pickers"].items():
+        if picker["model"] == "darts" and not genotype:
+            raise _error(f"config key '{key}.pickers.{picker_name}.model': a darts picker needs a named cell "
+                         "(design.darts.genotype or train.genotype, e.g. KIRIGAMI_2019): the cell this "
+                         "dataset's search found was trained on labels the design loop treats as unsimulated")
+        problems = picker_problems(picker, design["random_forest"]["n_estimators"])
+        if problems:
+            raise _error(f"config key '{key}.pickers.{picker_name}': {problems[0]}")
 
 
 def _check_fixed_cell(name: str, block: dict[str, Any]) -> None:

@@ -49,6 +49,11 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {"target": block["target"]}  # the table holds every candidate's true target
     if stage == "design":
         return design_settings(block)
+    if stage == "design_pick":  # what the picks depend on (not the simulation jobs' resources or retries)
+        design = design_settings(block)
+        return {**design, "oracle": {k: v for k, v in design["oracle"].items() if k not in ("resources", "retries")}}
+    if stage == "design_simulate":
+        return {"oracle": {k: block["design"]["oracle"][k] for k in ("command", "retries")}}
     if stage == "learning_curves":  # each curve's method trains with its own step's settings
         curves = block["learning_curves"]
         own = {"darts": block["train"], **block["baselines"]}

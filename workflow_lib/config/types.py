@@ -86,6 +86,7 @@ class SourceConfig(ConfigBlock):
     subset: int | None
     seed: int
     task: str
+    unlabelled: str  # npz regression: "error" or "drop" rows whose y is NaN
     download: bool
     trust_unverified: bool
 

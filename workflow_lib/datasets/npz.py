@@ -44,8 +44,12 @@ def _path(cfg: DataConfig) -> Path:
     return Path(cfg.source.path)
 
 
-def read_npz(path: str | Path, task: str) -> dict[str, Any]:
-    """Load and validate; return {"x" float32, "y", "class_names", "target_name", "scaling"}."""
+def read_npz(path: str | Path, task: str, unlabelled: str = "error") -> dict[str, Any]:
+    """Load and validate; return {"x" float32, "y", "class_names", "target_name", "scaling"}.
+
+    ``unlabelled`` (source.unlabelled): "error" refuses a NaN y; otherwise a regression y may hold NaN (designs
+    never simulated) and the caller decides what to do with those rows.
+    """
     path = Path(path)
     if task not in TASKS:
         raise NpzFormatError(f"npz dataset {path}: source.task must be one of {TASKS}, got {task!r}")
@@ -93,9 +97,12 @@ def read_npz(path: str | Path, task: str) -> dict[str, Any]:
         bad = int(np.count_nonzero(~np.isfinite(xf)))
         raise NpzFormatError(f"{path}: key 'x' holds {bad} non-finite values (NaN or inf) (or values beyond float32)")
     yf = y.astype(np.float64)
-    if not np.isfinite(yf).all():
-        first = int(np.flatnonzero(~np.isfinite(yf))[0])
-        raise NpzFormatError(f"{path}: key 'y' holds non-finite values (first at index {first})")
+    allowed = np.isnan(yf) if (task == "regression" and unlabelled != "error") else np.zeros(len(yf), bool)
+    if not (np.isfinite(yf) | allowed).all():
+        first = int(np.flatnonzero(~(np.isfinite(yf) | allowed))[0])
+        hint = (" (NaN for designs never simulated: set source.unlabelled: drop)"
+                if task == "regression" and np.isnan(yf[first]) else "")
+        raise NpzFormatError(f"{path}: key 'y' holds non-finite values (first at index {first}){hint}")
 
     result: dict[str, Any] = {"x": xf, "scaling": scaling, "class_names": (), "target_name": "y"}
     if task == "classification":
@@ -133,7 +140,7 @@ def read_npz(path: str | Path, task: str) -> dict[str, Any]:
 
 def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
     path = _path(cfg)
-    read_npz(path, cfg.source.task)  # fail early, with the file and key named
+    read_npz(path, cfg.source.task, cfg.source.unlabelled)  # fail early, with the file and key named
     record = file_record(path)
     return {
         "kind": "npz",
@@ -150,8 +157,12 @@ def fetch(cfg: DataConfig, raw_dir: Path) -> dict[str, Any]:
 
 def prepare(cfg: DataConfig, manifest: dict[str, Any]) -> PreparedData:
     path = manifest_file(manifest, "data")
-    data = read_npz(path, cfg.source.task)
-    index = subset_index(len(data["y"]), cfg.source.subset, cfg.source.seed, f"npz file {path}")
+    data = read_npz(path, cfg.source.task, cfg.source.unlabelled)
+    labelled = np.flatnonzero(~np.isnan(data["y"])) if cfg.source.task == "regression" else np.arange(len(data["y"]))
+    if labelled.size == 0:
+        raise NpzFormatError(f"npz file {path}: key 'y' is NaN in every row: the methods need labelled rows "
+                             "(the design loop needs none: run only results/<dataset>/design/design.json)")
+    index = labelled[subset_index(len(labelled), cfg.source.subset, cfg.source.seed, f"npz file {path}")]
     task = cfg.source.task
     provenance = dict(manifest.get("provenance", {}))
     provenance.update(
@@ -160,6 +171,7 @@ def prepare(cfg: DataConfig, manifest: dict[str, Any]) -> PreparedData:
             "n_pool": int(len(data["y"])),
             "subset": cfg.source.subset,
             "subset_seed": cfg.source.seed,
+            "unlabelled_dropped": int(len(data["y"]) - labelled.size),
             "task": task,
             "scaling": data["scaling"],
         }

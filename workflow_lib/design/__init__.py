@@ -1,12 +1,15 @@
-"""ML-guided design of stretchable kirigami (issue 13; Hanakata et al., PRL 121, 255304, 2018).
+"""ML-guided design (Hanakata et al., PRL 121, 255304, 2018) on any design space with any simulator.
 
-- config.py    DesignConfig, LearningCurvesConfig (typed, no defaults: the schema fills them)
-- oracle.py    CandidateTable (all 29,791 patterns with true targets), Oracle (counted, no repeats)
-- score.py     Scorer: top-k recall and R^2 on unseen candidates, from the complete table
-- models.py    random forest on the coarse bits; CNNs on the (strided) sheet image via training.run.fit
-- loop.py      run_design: n0 random, then G generations of k greedy (or random) picks
-- document.py  design.json / design.csv
-- run.py       design_step(...): the workflow's entry point
+- config.py      DesignConfig (pickers, oracle), LearningCurvesConfig (typed, no defaults: the schema fills them)
+- space.py       DesignSpace: kirigami's 29,791 patterns or an npz file's rows; features, images, given designs
+- acquisition.py greedy / UCB / expected improvement; batch rules (top, diverse) and distances
+- models.py      random forest (spread of its trees) and network ensembles; fit sees revealed designs only
+- loop.py        generations as pick / settle / close; budgets; the in-process driver (lookup oracle)
+- oracle.py      kirigami's lookup table (candidates.npz); score.py: recall and R^2 from a complete table
+- table.py       the simulations journal (every simulator call) and simulations.csv
+- command.py     one simulation job: the user's command on a batch, retries, verdicts
+- document.py    design.json / design.csv / simulations.csv rows
+- run.py         the steps: design (lookup, or the command oracle's documents), design-pick, design-simulate
 """
 
 from workflow_lib.design.config import DesignConfig, LearningCurvesConfig

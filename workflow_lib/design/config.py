@@ -21,6 +21,10 @@ class DesignError(UserError, ValueError):
 
 
 DESIGN_MODELS = ("random_forest", "tiny_resnet", "darts", "random")
+NETWORK_MODELS = ("tiny_resnet", "darts")
+ACQUISITIONS = ("greedy", "ucb", "ei")
+BATCH_RULES = ("top", "diverse")
+ORACLES = ("lookup", "command")
 CURVE_METHODS = ("random_forest", "tiny_resnet", "resnet18", "darts")
 
 
@@ -68,21 +72,71 @@ class TinyResnetSettings(NetTraining):
 
 @dataclass(frozen=True)
 class DartsSettings(NetTraining):
-    genotype: str | None  # a GENOTYPES name; None = the dataset's search genotype (genotype_path)
+    genotype: str | None  # a GENOTYPES name or genotype JSON file (stage.design_settings fills train.genotype)
     C: int
     layers: int
+
+
+@dataclass(frozen=True)
+class PickerSettings:
+    """One picker: a model, an acquisition over its mean (and spread), a batch rule (config/schema.yaml,
+    $defs/design_picker)."""
+
+    model: str
+    acquisition: str
+    kappa: float
+    xi: float
+    ensemble: int
+    batch: str
+    min_distance: float
+
+    @property
+    def guided(self) -> bool:
+        return self.model != "random"
+
+
+def picker_problems(picker: dict[str, Any], forest_trees: int) -> list[str]:
+    """What is wrong with one picker's settings (shared by the config checks and ``DesignConfig``)."""
+    problems = []
+    model, acquisition = picker["model"], picker["acquisition"]
+    if model == "random" and (acquisition != "greedy" or picker["batch"] != "top" or picker["ensemble"] != 1):
+        problems.append("the random picker has no model: leave acquisition, batch and ensemble at their defaults")
+    spread = (model == "random_forest" and forest_trees >= 2) or (model in NETWORK_MODELS and picker["ensemble"] >= 2)
+    if acquisition in ("ucb", "ei") and not spread:
+        problems.append(f"acquisition {acquisition} needs a spread: the random forest (n_estimators >= 2) or "
+                        "a network ensemble (ensemble >= 2)")
+    if model == "random_forest" and picker["ensemble"] != 1:
+        problems.append("ensemble is for networks; the random forest's spread comes from its trees")
+    return problems
+
+
+@dataclass(frozen=True)
+class OracleResources:
+    threads: int
+    mem_mb: int
+    runtime: int
+
+
+@dataclass(frozen=True)
+class OracleSettings:
+    type: str  # lookup | command
+    command: str | None
+    batch: int
+    retries: int
+    resources: OracleResources
 
 
 @dataclass(frozen=True)
 class DesignConfig:
     enabled: bool
     seeds: list[int] | None  # None = the workflow's seeds
-    models: list[str]
+    pickers: dict[str, PickerSettings]
     n_initial: int
     per_generation: int
     generations: int
     top_k: list[int]
     n_top_designs: int
+    oracle: OracleSettings
     input_stride: list[int]  # [rows, columns] kept for the networks' images (engine.inputs)
     random_forest: ForestSettings
     tiny_resnet: TinyResnetSettings
@@ -90,17 +144,39 @@ class DesignConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DesignConfig":
+        values = dict(values or {})
+        pickers = values.get("pickers")
+        if isinstance(pickers, dict):
+            values["pickers"] = {name: build(PickerSettings, p, f"design.pickers.{name}")
+                                 for name, p in pickers.items()}
+        oracle = values.get("oracle")
+        if isinstance(oracle, dict):
+            values["oracle"] = build(OracleSettings, oracle, "design.oracle",
+                                     {"resources": OracleResources})
         cfg = build(cls, values, "design", {"random_forest": ForestSettings, "tiny_resnet": TinyResnetSettings,
                                             "darts": DartsSettings})
-        bad = sorted(set(cfg.models) - set(DESIGN_MODELS))
-        if bad:
-            raise DesignError(f"design.models: unknown {bad}; known: {list(DESIGN_MODELS)}")
+        for name, picker in cfg.pickers.items():
+            if picker.model not in DESIGN_MODELS:
+                raise DesignError(f"design.pickers.{name}.model: unknown {picker.model!r}; "
+                                  f"known: {list(DESIGN_MODELS)}")
+            problems = picker_problems(dataclasses.asdict(picker), cfg.random_forest.n_estimators)
+            if problems:
+                raise DesignError(f"design.pickers.{name}: {problems[0]}")
+        if cfg.oracle.type not in ORACLES:
+            raise DesignError(f"design.oracle.type: unknown {cfg.oracle.type!r}; known: {list(ORACLES)}")
+        if cfg.oracle.type == "command" and not cfg.oracle.command:
+            raise DesignError("design.oracle.command: the command oracle needs a command")
         return cfg
 
     @property
     def simulations(self) -> int:
         """The budget of every run, guided or random: n0 + G * k."""
         return self.n_initial + self.generations * self.per_generation
+
+    @property
+    def models(self) -> list[str]:
+        """The models the pickers use, each once, in picker order."""
+        return list(dict.fromkeys(p.model for p in self.pickers.values()))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,3 +203,12 @@ class LearningCurvesConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def slot_counts(design: dict[str, Any], n_seeds: int) -> list[int]:
+    """Simulation jobs of each generation (command oracle): enough for every design the generation could ask
+    for (generation 0: n_initial per seed, shared by its pickers; later ones: per_generation per run) at
+    ``oracle.batch`` designs per job. Designs already known leave the last slots empty."""
+    batch, runs = design["oracle"]["batch"], len(design["pickers"]) * n_seeds
+    first = -(-n_seeds * design["n_initial"] // batch)
+    return [first] + [-(-runs * design["per_generation"] // batch)] * design["generations"]

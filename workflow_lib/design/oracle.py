@@ -1,13 +1,12 @@
-"""Where true targets come from: the candidate table and the counting oracle.
+"""The kirigami lookup oracle: every candidate's true target (``candidates.npz``, rule ``design_table``).
 
 The candidates are all 29,791 valid 3x5 patterns (``enumerate_valid_patterns`` order). Their true target
 comes from the dataset's source: a lookup in the MD table of Hanakata et al. (PRL 121, 255304, 2018), which
 holds every valid pattern, or the lattice-spring surrogate (``kirigami.surrogate.simulate``; the prepared
 data's values are reused where it holds the pattern, the rest are simulated, so both agree).
 
-The design loop only ever holds an ``Oracle``: ``reveal(index)`` is its one way to a true target, counts
-every simulation and refuses to reveal a candidate twice. The complete table also scores the loop (recall,
-R^2 on unseen candidates) in ``score.py``, outside the loop.
+The loop never holds the table: ``run.design_from_space`` answers the designs a generation asks for from it,
+and the scorer (recall, R^2 on unseen candidates, ``score.py``) reads it outside the loop.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,40 +23,6 @@ from workflow_lib.io import savez_atomic
 from workflow_lib.kirigami import TARGET_NAMES, enumerate_valid_patterns
 
 log = logging.getLogger("workflow_lib.design")
-
-
-class OracleError(ValueError):
-    """A reveal that would repeat a simulation or name no candidate."""
-
-
-class Oracle:
-    """Counts simulations; each candidate is revealed at most once."""
-
-    def __init__(self, lookup: Callable[[np.ndarray], np.ndarray], n_candidates: int):
-        self._lookup = lookup
-        self._revealed = np.zeros(int(n_candidates), dtype=bool)
-        self.simulations = 0
-
-    @property
-    def n_candidates(self) -> int:
-        return int(self._revealed.size)
-
-    def revealed(self) -> np.ndarray:
-        """A copy of the mask of revealed candidates."""
-        return self._revealed.copy()
-
-    def reveal(self, index: Any) -> np.ndarray:
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        if index.size and (index.min() < 0 or index.max() >= self.n_candidates):
-            raise OracleError(f"candidate index out of range [0, {self.n_candidates})")
-        if np.unique(index).size != index.size:
-            raise OracleError("the same candidate appears twice in one reveal")
-        if self._revealed[index].any():
-            raise OracleError(f"candidates {index[self._revealed[index]][:5].tolist()} were already revealed")
-        values = np.asarray(self._lookup(index), dtype=np.float64).reshape(-1)
-        self._revealed[index] = True
-        self.simulations += int(index.size)
-        return values
 
 
 @dataclass(frozen=True)
@@ -69,10 +34,6 @@ class CandidateTable:
     source: str  # "md" | "surrogate"
     target: str
     simulated: int  # values computed here by the surrogate (0 when the data held every pattern)
-
-    def oracle(self) -> Oracle:
-        values = self.values
-        return Oracle(lambda index: values[index], len(values))
 
 
 def pattern_codes(patterns: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Scoring a design run against the complete table; never consulted when picking.
+"""Scoring a design run against the complete table (lookup oracle only); never consulted when picking.
 
 Top-k membership uses the true value of the k-th best candidate as a threshold: mirror-image patterns
 often share a value, so a found design that ties with the k-th best counts as a top-k design; the count
@@ -43,8 +43,3 @@ class Scorer:
         pred = np.asarray(predictions, dtype=np.float64)[unseen]
         ss_tot = float(np.sum((y - y.mean()) ** 2))
         return 1.0 - float(np.sum((pred - y) ** 2)) / ss_tot if ss_tot > 0 else None
-
-    def reference(self, n: int, patterns: np.ndarray) -> list[dict]:
-        """The true top-n designs, for design.json."""
-        return [{"rank": r + 1, "index": int(i), "pattern": patterns[i].astype(int).tolist(),
-                 "true": float(self._truth[i])} for r, i in enumerate(self.order[:n])]

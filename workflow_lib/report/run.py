@@ -62,13 +62,14 @@ CAPTIONS = {
     "genotype": "Derived {dataset} cell (seed {seed}) after every search epoch: colour = operation of each of the "
                 "8 selected edges per cell type, text = input node (k-2, k-1, or intermediate node), dotted "
                 "lines = epochs at which the derived cell changed.",
-    "design_best": "ML-guided design on {dataset}: the best true target among all revealed designs against the "
-                   "number of simulations (oracle calls), per picker; line: mean over seeds, band: min-max; dotted: "
-                   "the true best of all candidates. Random picks spend the same simulations.",
+    "design_best": "ML-guided design on {dataset}: the best target among the designs each run revealed against "
+                   "the number of designs it revealed (its simulations), per picker; line: mean over seeds, band: "
+                   "min-max; dotted: the true best of all candidates (lookup oracle). Random picks spend the same "
+                   "simulations.",
     "design_recall": "How many of the true top-k designs (over all candidates) each picker has revealed after each "
                      "generation; mean over seeds with min-max band.",
     "design_top": "The best designs found on {dataset} (best guided run): the 3x5 cut pattern (black = cut) and the "
-                  "30x80 sheet, with the true value and the prediction that picked it; left, the true best.",
+                  "30x80 sheet, with the value and the prediction that picked it; right, the true best (lookup).",
     "learning_curves": "Test score on {dataset} against the number of training samples (nested seeded subsets of "
                        "the training split; always the full test split), mean ± std over seeds, log x.",
     "comparison": "Architecture-weight sparsity across datasets: left, histogram of the final weights (log "
@@ -263,18 +264,25 @@ def design_section(ds: DatasetResults, figs: FigureSet) -> dict[str, Any] | None
     section: dict[str, Any] = {"figures": [], "table": [], "ks": [], "curves": None}
     if ds.design is not None:
         design = ds.design
-        section["ks"] = sorted(int(k) for k in design["true"]["thresholds"])
+        lookup = design.get("true") is not None
+        section["ks"] = sorted(int(k) for k in design["true"]["thresholds"]) if lookup else []
         section["table"] = D.design_table_rows(design)
+        section["top_rows"] = D.top_design_rows(design)
         section["budget"] = design.get("budget", {})
-        section["true_best"] = design["true"]["best"]
+        section["oracle"] = design.get("oracle", {})
+        section["n_given"] = design.get("n_given", 0)
+        section["true_best"] = design["true"]["best"] if lookup else None
         section["figures"] = [
             _png(figs, ds.name, "design", "best", "Best design found vs simulations",
-                 _caption("design_best", dataset=ds.name), D.best_vs_simulations(design)),
-            _png(figs, ds.name, "design", "recall", "True top-k designs found vs simulations",
-                 _caption("design_recall", dataset=ds.name), D.recall_vs_simulations(design)),
-            _png(figs, ds.name, "design", "top", "Top designs found", _caption("design_top", dataset=ds.name),
-                 D.top_designs(design)),
-        ]
+                 _caption("design_best", dataset=ds.name), D.best_vs_simulations(design))]
+        if lookup:
+            section["figures"].append(
+                _png(figs, ds.name, "design", "recall", "True top-k designs found vs simulations",
+                     _caption("design_recall", dataset=ds.name), D.recall_vs_simulations(design)))
+        if design.get("kind", "kirigami") == "kirigami":
+            section["figures"].append(
+                _png(figs, ds.name, "design", "top", "Top designs found", _caption("design_top", dataset=ds.name),
+                     D.top_designs(design)))
     if ds.curves is not None:
         section["curves"] = _png(figs, ds.name, "design", "learning_curves", "Learning curves",
                                  _caption("learning_curves", dataset=ds.name), D.learning_curves(ds.curves))

@@ -11,13 +11,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_lib.config.stage import design_settings, stage_json
+from workflow_lib.config.stage import stage_json
 from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, SEARCH_ADVANTAGE, STEPS, step_of_method
 
 # Rule names that a dataset may not take, since every dataset also gets a target rule of its name.
 RULE_NAMES = frozenset({"all", "report", "raw_data", "prepare", "search", "train", "random_forest",
                         "baseline_cnn", "random_search", "fixed_cell", "select_cell", "summarize", "design_table", "design",
-                        "learning_curves", SEARCH_ADVANTAGE})
+                        "design_pick", "design_simulate", "learning_curves", SEARCH_ADVANTAGE})
 RESERVED_NAMES = RULE_NAMES | frozenset(METHODS) | frozenset(STEPS)
 
 
@@ -64,6 +64,14 @@ class Layout:
 
     def design_dir(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/design"
+
+    def design_generation(self, dataset: str = "{dataset}", generation: str = "{generation}") -> str:
+        """Command oracle: one generation's state.json, slots/ (designs per simulation job), batch{b}.csv."""
+        return f"{self.design_dir(dataset)}/generations/gen{generation}"
+
+    def design_journal(self, dataset: str = "{dataset}") -> str:
+        """Command oracle: every simulator call (never a rule's output: reruns keep it; design/table.py)."""
+        return f"{self.design_dir(dataset)}/simulations"
 
     def curves_dir(self, dataset: str = "{dataset}") -> str:
         return f"{self.results}/{dataset}/learning_curves"
@@ -134,9 +142,9 @@ class Layout:
             name = "train_darts" if step == "train" else step
             files += [{"dataset": dataset, "step": step, "seed": seed,
                        "path": self.benchmark(dataset, f"{name}_seed{seed}")} for seed in config["seeds"]]
-        design = ["design_table", "design"] if block["design"]["enabled"] else []
+        design = design_jobs(config, dataset) if block["design"]["enabled"] else []
         design += ["learning_curves"] if block["learning_curves"]["enabled"] else []
-        return files + selection + [{"dataset": dataset, "step": step, "seed": None,
+        return files + selection + [{"dataset": dataset, "step": step.split("_gen")[0], "seed": None,
                                      "path": self.benchmark(dataset, step)} for step in design]
 
     def report_plan(self, config: dict) -> str:
@@ -154,6 +162,35 @@ class Layout:
             "benchmarks": [entry for name in datasets for entry in self.benchmark_files(config, name)],
         }
         return json.dumps(plan, sort_keys=True)
+
+
+def design_seeds(config: dict, dataset: str) -> list[int]:
+    return list(config["datasets"][dataset]["design"]["seeds"] or config["seeds"])
+
+
+def design_slots(config: dict, dataset: str) -> list[int]:
+    """Simulation jobs per generation of a command oracle (design.config.slot_counts)."""
+    from workflow_lib.design.config import slot_counts
+
+    return slot_counts(config["datasets"][dataset]["design"], len(design_seeds(config, dataset)))
+
+
+def design_jobs(config: dict, dataset: str) -> list[str]:
+    """The design loop's jobs as named in logs and benchmarks: design_pick_gen{g}, design_simulate_gen{g}_b{b}."""
+    block = config["datasets"][dataset]
+    if block["design"]["oracle"]["type"] == "lookup":
+        return (["design_table"] if block["kind"] == "kirigami" else []) + ["design"]
+    jobs = []
+    for generation, slots in enumerate(design_slots(config, dataset)):
+        jobs += [f"design_pick_gen{generation}", *(f"design_simulate_gen{generation}_b{b}" for b in range(slots))]
+    return jobs + ["design"]
+
+
+def simulation_retries(config: dict) -> int:
+    """Retries of the simulation rule: the most any dataset's command oracle asks for (a job on its last
+    attempt records its failures and succeeds, so a dataset never runs more attempts than it asked for)."""
+    return max([block["design"]["oracle"]["retries"] for block in config["datasets"].values()
+                if block["design"]["enabled"] and block["design"]["oracle"]["type"] == "command"], default=0)
 
 
 def runs_search(config: dict, dataset: str) -> bool:
@@ -216,9 +253,47 @@ class RuleInputs:
             return []
         return f"{self.layout.search_dir(wildcards.dataset, str(self.config['seeds'][0]))}/genotype.json"
 
-    def design_genotype(self, wildcards) -> list[str] | str:
-        settings = design_settings(self.config["datasets"][wildcards.dataset])
-        return self.searched_genotype(wildcards, "darts" in settings["models"] and not settings["darts"]["genotype"])
+    # ---- the design loop -------------------------------------------------------------------------
+    def _design(self, wildcards) -> dict:
+        return self.config["datasets"][wildcards.dataset]["design"]
+
+    def design_candidates(self, wildcards) -> str:
+        """kirigami: the prepared data (its padding, the 29,791 patterns); npz: the fetch manifest (the file)."""
+        if self.config["datasets"][wildcards.dataset]["kind"] == "kirigami":
+            return self.layout.prepared(wildcards.dataset)
+        return self.layout.manifest(wildcards.dataset)
+
+    def _batches(self, dataset: str, generation: int) -> list[str]:
+        slots = design_slots(self.config, dataset)[generation]
+        return [f"{self.layout.design_generation(dataset, str(generation))}/batch{b}.csv" for b in range(slots)]
+
+    def design_inputs(self, wildcards) -> dict:
+        """The design rule: the candidates; lookup: kirigami's table; command: the last generation's results."""
+        dataset, design = wildcards.dataset, self._design(wildcards)
+        inputs = {"candidates": self.design_candidates(wildcards), "table": [], "state": [], "batches": []}
+        if design["oracle"]["type"] == "lookup":
+            if self.config["datasets"][dataset]["kind"] == "kirigami":
+                inputs["table"] = self.layout.design_table(dataset)
+            return inputs
+        last = design["generations"]
+        inputs["state"] = f"{self.layout.design_generation(dataset, str(last))}/state.json"
+        inputs["batches"] = self._batches(dataset, last)
+        return inputs
+
+    def design_pick_inputs(self, wildcards) -> dict:
+        """Generation g's pick job: the previous generation's state and simulation results."""
+        generation = int(wildcards.generation)
+        inputs = {"candidates": self.design_candidates(wildcards), "state": [], "batches": []}
+        if generation > 0:
+            inputs["state"] = f"{self.layout.design_generation(wildcards.dataset, str(generation - 1))}/state.json"
+            inputs["batches"] = self._batches(wildcards.dataset, generation - 1)
+        return inputs
+
+    def design_slot_count(self, wildcards) -> int:
+        return design_slots(self.config, wildcards.dataset)[int(wildcards.generation)]
+
+    def oracle_resource(self, wildcards, key: str):
+        return self._design(wildcards)["oracle"]["resources"][key]
 
     def curves_genotype(self, wildcards) -> list[str] | str:
         block = self.config["datasets"][wildcards.dataset]
