@@ -60,7 +60,9 @@ def test_the_failure_to_blame():
     peer = Failure(0, 1, "RuntimeError: Connection closed by peer", 10.0)
     killed = Failure(1, -9, "killed by signal SIGKILL", 11.0)
     user = Failure(1, 2, "config key 'x': bad", 12.0)
+    stopped = Failure(0, -15, "killed by signal SIGTERM", 9.0)  # how torchrun ends the others
     assert blamed([peer, killed]) is killed
+    assert blamed([stopped, killed]) is killed
     assert blamed([peer, user, killed]) is user
     assert blamed([Failure(3, 1, "b", 5.0), Failure(2, 1, "a", 4.0)]).rank == 2
 

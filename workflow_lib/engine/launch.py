@@ -18,8 +18,8 @@ launcher ends with one line naming the failing rank and its message: each proces
 launcher's error file (torch elastic's ``TORCHELASTIC_ERROR_FILE`` under torchrun; one file per rank in a
 folder beside the checkpoints under srun). A process killed by a signal is named with the signal. The exit
 status is 2 when the failure was a ``UserError`` (bad input), 1 otherwise. Of several failed processes the
-one to blame is the one with the user error, else one killed by a signal (the others then fail to reach it),
-else the first.
+one to blame is the one with the user error, else one killed by a signal other than SIGTERM (the others
+then fail to reach it, or are stopped with SIGTERM), else the first.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Failure:
     timestamp: float
 
     def blame_order(self) -> tuple:
-        return (self.exitcode != EXIT_USER_ERROR, self.exitcode >= 0, self.timestamp, self.rank)
+        stopped = self.exitcode == -signal.SIGTERM  # how the launcher stops the other processes
+        return (self.exitcode != EXIT_USER_ERROR, stopped, self.exitcode >= 0, self.timestamp, self.rank)
 
 
 def blamed(failures: list[Failure]) -> Failure:
