@@ -40,7 +40,9 @@ def command(tmp_path: Path, name: str, text: str, *extra: str) -> list[str]:
 
 
 def env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    """This environment outside any Slurm job (inside one the command would start its processes with srun)."""
+    outside = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SRUN_", "SBATCH_"))}
+    return {**outside, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 @pytest.fixture

@@ -118,7 +118,10 @@ def _torchrun(step: str, argv: list[str], processes: int, env: dict[str, str]) -
         return exit_status(failure)
     finally:
         for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return 0
 
 

@@ -191,7 +191,8 @@ def predict(
     channels_last: bool = False,
 ) -> torch.Tensor:
     rows = _rows(x.shape[0], index)
-    preds = [task.decode(logits).cpu() for logits, _ in _all_outputs(model, x, rows, batch_size, autocast, channels_last)]
+    outputs = _all_outputs(model, x, rows, batch_size, autocast, channels_last)
+    preds = [task.decode(logits).cpu() for logits, _ in outputs]
     if not preds:
         return torch.empty(0)
     return torch.cat(preds)
