@@ -140,6 +140,24 @@ def test_two_processes_match_one_without_batchnorm(batch):
             torch.testing.assert_close(value, one[3][name], rtol=RTOL, atol=1e-6)
 
 
+def _train_cell(rank, tmp, auxiliary_weight):
+    from test_training import TRAIN, stage
+
+    from workflow_lib.training import run_training
+
+    settings = {**TRAIN, "auxiliary_weight": auxiliary_weight}
+    return run_training(stage(settings), _data(), "DARTS_V2", tmp / "out", tmp / "ckpt", seed=0)["test"]
+
+
+@pytest.mark.parametrize("auxiliary_weight", [0.0, 0.4])
+def test_cell_with_auxiliary_head_in_two_processes(tmp_path, auxiliary_weight):
+    """The DARTS evaluation network (BatchNorm, drop path, auxiliary head; a head without loss weight gets no
+    gradient, which DDP must not wait for) trains in 2 processes; both get the same test metrics."""
+    tests = in_processes(_train_cell, 2, tmp_path, auxiliary_weight)
+    assert tests[0] == tests[1]
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["test"] == tests[0]
+
+
 # -- the architect: 2 processes = 1 process ----------------------------------------------------------------
 class ToySupernet(nn.Module):
     """A supernet without BatchNorm: softmax(alpha)-weighted ops on each of two edges."""

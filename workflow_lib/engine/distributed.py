@@ -268,10 +268,10 @@ def has_sync_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
 
 
-def data_parallel(model: nn.Module, world: World | None = None, ignore: Sequence[str] = (),
-                  find_unused_parameters: bool = False) -> nn.Module:
+def data_parallel(model: nn.Module, world: World | None = None, ignore: Sequence[str] = ()) -> nn.Module:
     """``model`` in DistributedDataParallel (itself when single-process). ``ignore``: names of parameters DDP
-    leaves alone (the DARTS alphas: their gradients come from ``torch.autograd.grad``, see ``average``)."""
+    leaves alone (the DARTS alphas: their gradients come from ``torch.autograd.grad``, see ``average``; an
+    auxiliary head without loss weight, which gets no gradient)."""
     world = world or current()
     if not world.distributed:
         return model
@@ -282,7 +282,7 @@ def data_parallel(model: nn.Module, world: World | None = None, ignore: Sequence
     return nn.parallel.DistributedDataParallel(
         model, device_ids=[world.local_rank] if cuda else None,
         # SyncBatchNorm keeps the buffers equal everywhere; plain BN (CPU) takes rank 0's at every forward
-        forward_sync_buffers=not has_sync_batchnorm(model), find_unused_parameters=find_unused_parameters)
+        forward_sync_buffers=not has_sync_batchnorm(model))
 
 
 @torch.no_grad()

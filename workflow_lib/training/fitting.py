@@ -158,9 +158,9 @@ def fit(
     channels_last, why = channels_last_policy(model_kind, x.shape[1:], device, device_cfg.channels_last)
     log.info("%s: %s layout (%s)", name or model_kind, "channels_last" if channels_last else "default", why)
     model = distributed.sync_batchnorm(to_channels_last(build().to(device), channels_last))
-    # an auxiliary head without weight gets no gradient, which DDP must be told
-    net = distributed.data_parallel(model, find_unused_parameters=schedule.aux_weight == 0
-                                    and getattr(model, "auxiliary_head", None) is not None)
+    # an auxiliary head whose loss has no weight gets no gradient (and is not trained): DDP leaves it alone
+    idle = [name for name, _ in model.named_parameters() if name.startswith("auxiliary_head.")]
+    net = distributed.data_parallel(model, ignore=idle if schedule.aux_weight == 0 else ())
     distributed.seed_rank(seed)
     amp = autocast_factory(device, device_cfg.bf16)
     transform = train_transform(augment, schedule.cutout_length, tensors[2] if len(tensors) > 2 else 0.0)
