@@ -48,11 +48,11 @@ from workflow_lib.darts.search_model import SearchNetwork, build_search_network
 from workflow_lib.datasets.prepared import PreparedData
 from workflow_lib.engine import (
     Batches,
-    distributed,
     EpochLoop,
     Task,
     autocast,
     device_label,
+    distributed,
     evaluate,
     fingerprint_of,
     make_generator,
@@ -134,8 +134,7 @@ class SearchRun:
         log.info("search network: %s layout (%s)", "channels_last" if self.channels_last else "default", why)
         self.model = distributed.sync_batchnorm(to_channels_last(model, self.channels_last))
         # DDP averages the weight gradients of the weight step; the alphas are the architect's
-        self.net = distributed.data_parallel(self.model, ignore=[name for name, _ in self.model.named_parameters()
-                                                                 if name in self.model.ALPHA_NAMES])
+        self.net = distributed.data_parallel(self.model, ignore=self.model.ALPHA_NAMES)
         distributed.seed_rank(seed)
         self.weight_optimizer = make_weight_optimizer(
             self.model, self.cfg.w_lr, self.cfg.w_momentum, self.cfg.w_weight_decay

@@ -24,10 +24,10 @@ import torch.nn as nn
 from workflow_lib.config.types import DeviceConfig
 from workflow_lib.engine import (
     Batches,
-    distributed,
     EpochLoop,
     Task,
     autocast_factory,
+    distributed,
     evaluate,
     fingerprint_of,
     make_generator,
