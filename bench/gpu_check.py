@@ -9,12 +9,21 @@
    (C=36, 20 layers, auxiliary head, drop path, batch 96, 50,000 random 3x32x32 images),
    fp32, plus a shorter run in bf16 + channels_last.
 
+0. (first, on a machine with 2 or more GPUs; skipped with a message otherwise; 2-4 minutes)
+   device.processes: the workflow's own command lines (``python -m workflow_lib train`` and
+   ``search``) on synthetic CIFAR-shaped data, in 1 process and in one process per GPU (NCCL,
+   SyncBatchNorm): the final training of DARTS_V2 (C=16, 8 layers, global batch 256) and a
+   first-order DARTS search (C=16, 8 layers, global batch 128) with the Hessian eigenvalue
+   (computed with plain BatchNorm in every process). Prints steps/s, the speed-up, and the
+   first epoch's losses of both runs, which SyncBatchNorm makes agree to summation order.
+
 Prints s/step, peak GPU memory (torch.cuda.max_memory_allocated) and the projected hours
 of a full search (50 epochs over 25,000 search-train images) and a full training (600
 epochs over 50,000 images).  Stops starting new cases after --budget seconds.
 
-  python bench/gpu_check.py                 # everything
+  python bench/gpu_check.py                 # everything (the multi-GPU case first)
   python bench/gpu_check.py --quick         # fewer steps, for a first look
+  python bench/gpu_check.py --multi-gpu     # only the multi-GPU case
 """
 from __future__ import annotations
 
@@ -114,18 +123,63 @@ def train_epoch(args, bf16: bool, channels_last: bool, max_steps: int | None):
     torch.cuda.empty_cache()
 
 
+def multi_gpu_case(args) -> None:
+    """device.processes on every visible GPU against 1 process (see the module docstring, case 0)."""
+    import tempfile
+
+    import torch
+    count = torch.cuda.device_count()
+    if count < 2:
+        print(f"multi-GPU case skipped: {count} GPU visible (device.processes needs 2 or more)")
+        return
+    sys.path.insert(0, str(ROOT / "bench"))
+    from distributed_train import run_step, write_data
+    steps = 10 if args.quick else 30
+    train = {"genotype": "DARTS_V2", "epochs": 2, "batch_size": 256, "C": 16, "layers": 8, "auxiliary": True,
+             "max_steps_per_epoch": steps, "drop_path_prob": 0.0}
+    search = {"epochs": 2, "batch_size": 128, "C": 16, "layers": 8, "order": "first", "max_steps_per_epoch": steps,
+              "diagnostics": {"hessian_every": 1, "hessian_samples": 256, "hessian_max_iterations": 5}}
+    print(f"multi-GPU: 1 process against {count} (one per GPU, NCCL, SyncBatchNorm), {steps} steps an epoch")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        write_data(workdir / "data.npz", 12_000, shape=(3, 32, 32), classes=10)
+        for step, settings in (("train", train), ("search", search)):
+            runs = {}
+            for processes in (1, count):
+                device = {"type": "cuda", "processes": processes}
+                runs[processes] = run_step(workdir, f"{step}{processes}", step, device, settings, threads=4 * processes)
+            seconds = {p: (r["budget"]["train_seconds"], r["budget"]["optimizer_steps"]) for p, r in runs.items()}
+            first = {p: (r["epochs"][0] if step == "search" else None) for p, r in runs.items()}
+            for processes, (secs, done) in seconds.items():
+                world = (runs[processes].get("run_info") or {}).get("world_size", processes)
+                speedup = (done / secs) / (seconds[1][1] / seconds[1][0])
+                print(f"  {step} in {processes} process(es) (world_size {world}): {done / secs:.2f} steps/s, "
+                      f"speed-up {speedup:.2f}x, wall {runs[processes]['wall']:.0f} s")
+            if step == "train":
+                print(f"    test loss: 1 process {runs[1]['test']['loss']:.5f}, {count} processes "
+                      f"{runs[count]['test']['loss']:.5f}")
+            else:
+                print(f"    epoch 1 train loss: 1 process {first[1]['train_loss']:.5f}, {count} processes "
+                      f"{first[count]['train_loss']:.5f}; Hessian eigenvalue {first[1]['hessian_eigenvalue']:.4g} / "
+                      f"{first[count]['hessian_eigenvalue']:.4g}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--budget", type=float, default=300.0, help="seconds for the search cases")
     p.add_argument("--quick", action="store_true", help="3 timed steps, 100 training steps")
+    p.add_argument("--multi-gpu", action="store_true", help="only the multi-GPU case (device.processes)")
     args = p.parse_args(argv)
     torch = need_cuda()
     if args.quick:
         args.steps, args.warmup = 3, 1
-    torch.backends.cudnn.benchmark = True
     t0 = time.perf_counter()
+    multi_gpu_case(args)
+    if args.multi_gpu:
+        return 0
+    torch.backends.cudnn.benchmark = True
     search_cases(args)
     print("final training (one epoch fp32; 200 steps bf16 + channels_last)")
     train_epoch(args, bf16=False, channels_last=False, max_steps=100 if args.quick else None)

@@ -41,9 +41,10 @@ rule baseline_cnn:
         LAYOUT.benchmark("{dataset}", "{method}_seed{seed}")
     conda:
         "envs/workflow.yaml"
-    threads: RULES.threads
+    threads: RULES.training_threads
     resources:
-        gpu=RULES.gpu,
+        **RULES.process_resources,
+        gpu=RULES.training_gpu,
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
@@ -71,9 +72,10 @@ rule random_search:
     priority: 10
     conda:
         "envs/workflow.yaml"
-    threads: RULES.threads
+    threads: RULES.training_threads
     resources:
-        gpu=RULES.gpu,
+        **RULES.process_resources,
+        gpu=RULES.training_gpu,
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
@@ -99,9 +101,10 @@ rule fixed_cell:
         LAYOUT.benchmark("{dataset}", "fixed_cell_seed{seed}")
     conda:
         "envs/workflow.yaml"
-    threads: RULES.threads
+    threads: RULES.training_threads
     resources:
-        gpu=RULES.gpu,
+        **RULES.process_resources,
+        gpu=RULES.training_gpu,
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:

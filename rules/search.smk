@@ -18,9 +18,10 @@ rule search:
     priority: 30
     conda:
         "envs/workflow.yaml"
-    threads: RULES.threads
+    threads: RULES.training_threads
     resources:
-        gpu=RULES.gpu,
+        **RULES.process_resources,
+        gpu=RULES.training_gpu,
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:
@@ -46,9 +47,10 @@ rule select_cell:
     priority: 25
     conda:
         "envs/workflow.yaml"
-    threads: RULES.threads
+    threads: RULES.training_threads
     resources:
-        gpu=RULES.gpu,
+        **RULES.process_resources,
+        gpu=RULES.training_gpu,
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:

@@ -16,9 +16,10 @@ rule train:
     priority: 20
     conda:
         "envs/workflow.yaml"
-    threads: RULES.threads
+    threads: RULES.training_threads
     resources:
-        gpu=RULES.gpu,
+        **RULES.process_resources,
+        gpu=RULES.training_gpu,
         mem_mb=RULES.mem_mb,
         runtime=RULES.runtime,
     params:

@@ -217,3 +217,21 @@ def test_every_input_stride_of_a_step_is_named_by_its_config_key(step, keys):
         for part in key.split("."):
             node = node[part]
         assert node == stride, key
+
+
+def test_processes_default_to_one_and_batches_must_split_over_them():
+    assert load_config(minimal())["device"]["processes"] == 1
+    assert StageConfig.from_dict(stage_document(load_config(minimal()), "kirigami", "train")).device.processes == 1
+    # the defaults: search 64, train 96, resnet18 / tiny_resnet 128, random_search 64: all even
+    load_config({**minimal(), "device": {"processes": 2}})
+    with pytest.raises(ConfigError) as info:
+        load_config({**minimal(train={"batch_size": 96}), "device": {"processes": 5}})
+    assert str(info.value).startswith("config key 'datasets.kirigami.search.batch_size': batch_size 64 is the global "
+                                      "batch of the device.processes = 5 processes and must be divisible by it")
+    with pytest.raises(ConfigError, match="'datasets.kirigami.baselines.tiny_resnet.batch_size': batch_size 30"):
+        load_config({**minimal(methods=["tiny_resnet"], baselines={"tiny_resnet": {"batch_size": 30}}),
+                     "device": {"processes": 4}})
+    # a batch no multi-process step trains with is not checked (the design loop runs in one process)
+    load_config({**minimal(methods=["random_forest"]), "device": {"processes": 7}})
+    with pytest.raises(ConfigError, match="'device.processes': 0 is less than the minimum of 1"):
+        load_config({**minimal(), "device": {"processes": 0}})

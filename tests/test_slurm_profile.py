@@ -412,3 +412,43 @@ def test_workflow_through_slurm(slurm_cluster: SlurmTestCluster, tmp_path, case_
 
     # 4. same results as the local run
     case.compare(local_dir, slurm_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# one training in two Slurm tasks (device.processes: 2, CPU, gloo)
+# --------------------------------------------------------------------------------------------
+
+
+def two_process_config(path: Path) -> Path:
+    """The tiny config's digits final training of the DARTS_V2 cell (no search) in 2 processes."""
+    config = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
+    digits = json.loads(json.dumps(config["datasets"]["digits"]))  # undo the YAML anchors
+    digits["methods"] = ["darts"]
+    digits["train"]["genotype"] = "DARTS_V2"
+    config.update(datasets={"digits": digits}, device={"type": "cpu", "processes": 2})
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slurm
+def test_two_process_training_through_slurm(slurm_cluster: SlurmTestCluster, tmp_path):
+    """The train rule asks Slurm for 2 tasks (`tasks`, `mpi`, `cpus_per_task` from the rule's resources), the
+    job's command starts its 2 processes with srun, and they train together with gloo."""
+    configfile = two_process_config(tmp_path / "two.yaml")
+    (tmp_path / "config").symlink_to(REPO / "config", target_is_directory=True)
+    target = "results/digits/methods/darts/seed0/metrics.json"
+    overrides = cluster_overrides(load_profile(SLURM_PROFILE), slurm_cluster)
+    args = ["--profile", str(SLURM_PROFILE), "--directory", str(tmp_path), *overrides, "--snakefile",
+            str(REPO / "Snakefile"), "--configfile", str(configfile), "--", target]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log = run_snakemake(args, slurm_cluster.env(env), tmp_path / "slurm.log", 900)
+    jobs = submitted_jobs(log, tmp_path / "logs" / "slurm")
+    assert len(jobs.get("train", [])) == 1, jobs
+    info = slurm_cluster.job_info(jobs["train"][0])
+    if info:  # not yet purged from slurmctld
+        assert info["NumTasks"] == "2", info
+    metrics = json.loads((tmp_path / target).read_text())
+    assert metrics["run_info"]["world_size"] == 2 and metrics["run_info"]["backend"] == "gloo"
+    train_log = (tmp_path / "logs" / "digits" / "train_darts_seed0.log").read_text()
+    assert "0: " in train_log and "epoch 3/3" in train_log  # srun --label: rank 0's lines, the epochs once
+    assert train_log.count("epoch 3/3") == 1, train_log[-2000:]

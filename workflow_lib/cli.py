@@ -8,6 +8,13 @@ Before a step that reads prepared data starts, its input strides are checked aga
 check can only do so where the config tells the image size). A step with a ``--checkpoint-dir`` runs holding
 that folder's lock (``workflow_lib.engine.step_lock``): a second copy of the step on the same folder stops at
 once, naming the process that holds it.
+
+Training steps (``DISTRIBUTED_STEPS``) whose settings ask for ``device.processes`` P > 1 run in P processes:
+started by hand or by a rule, the command starts them with torchrun or srun and holds the lock
+(``workflow_lib.engine.launch``); started by torchrun or srun (by it, or by a user), it is one of them
+(``workflow_lib.engine.distributed``), and rank 0 holds the lock unless the launcher does. A process's error
+is one line naming its rank; the launcher ends with the failing process's line. The design loop, the
+learning curves and the random forest always run in one process.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -23,6 +31,9 @@ from workflow_lib.config.stage import StageConfig
 from workflow_lib.errors import EXIT_USER_ERROR, UserError
 
 log = logging.getLogger("workflow_lib")
+
+DISTRIBUTED_STEPS = ("search", "train", "search-advantage", "select", "baseline")  # steps device.processes covers
+SINGLE_PROCESS_METHODS = ("random_forest",)  # baselines that train no network
 
 
 def _configure(args: argparse.Namespace) -> None:
@@ -287,11 +298,59 @@ def _checkpoint_lock(args: argparse.Namespace) -> contextlib.AbstractContextMana
     return step_lock(Path(args.checkpoint_dir))
 
 
+def _processes(args: argparse.Namespace) -> int:
+    """How many processes this step runs in: ``device.processes`` for the training steps, else 1."""
+    if args.step not in DISTRIBUTED_STEPS or getattr(args, "method", None) in SINGLE_PROCESS_METHODS:
+        return 1
+    return StageConfig.from_json(args.settings).device.processes
+
+
+def _worker(args: argparse.Namespace, rendezvous, processes: int) -> int:
+    """One of the step's processes: join the others, run the step (rank 0 holds the lock unless the launcher
+    does), report an error with this process's rank."""
+    import torch
+
+    from workflow_lib.engine import distributed
+    from workflow_lib.engine.launch import record_error
+
+    where = f"(process {rendezvous.rank} of {rendezvous.size})"
+    try:
+        device = StageConfig.from_json(args.settings).device
+        world = distributed.init(rendezvous, device.type, processes, device.allow_cpu_fallback)
+        if not world.main:  # rank 0 logs the epochs
+            logging.getLogger().setLevel(logging.WARNING)
+        if args.threads:
+            torch.set_num_threads(max(1, args.threads // world.size))
+        lock = world.main and not os.environ.get(distributed.LAUNCHER_ENV)
+        with _checkpoint_lock(args) if lock else contextlib.nullcontext():
+            args.handler(args)
+    except (UserError, FileNotFoundError) as err:
+        print(f"error in step '{args.step}' {where}: {err}", file=sys.stderr)
+        record_error(rendezvous.rank, err, user_error=True)
+        return EXIT_USER_ERROR
+    except BaseException as err:
+        record_error(rendezvous.rank, err, user_error=False)
+        raise
+    finally:
+        distributed.shutdown()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     _configure(args)
     try:
         _check_input_strides(args)
+        processes = _processes(args)
+        if processes > 1:
+            from workflow_lib.engine import distributed, launch
+
+            rendezvous = distributed.rendezvous()
+            if rendezvous is not None:
+                return _worker(args, rendezvous, processes)
+            with _checkpoint_lock(args):
+                return launch.launch(args.step, argv, processes, args.threads, Path(args.checkpoint_dir))
         with _checkpoint_lock(args):
             args.handler(args)
     except (UserError, FileNotFoundError) as err:  # bad input: one clear line; bugs keep their traceback

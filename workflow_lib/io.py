@@ -1,4 +1,8 @@
-"""Atomic writes: a temporary file in the target folder, then os.replace, so no half-written outputs."""
+"""Atomic writes: a temporary file in the target folder, then os.replace, so no half-written outputs.
+
+In a training of several processes (``workflow_lib.engine.distributed``) only rank 0 writes: on the other
+ranks every writer here returns at once (``set_writer``), so results, checkpoints and records are written once.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+
+_WRITER = [True]  # False on ranks > 0 of a multi-process training
+
+
+def set_writer(writes: bool) -> None:
+    """Whether this process writes files (engine.distributed: rank 0 only)."""
+    _WRITER[0] = bool(writes)
+
+
+def writes_files() -> bool:
+    return _WRITER[0]
 
 
 @contextlib.contextmanager
@@ -37,6 +53,8 @@ def _umask() -> int:
 
 
 def _write_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> Path:
+    if not writes_files():
+        return Path(path)
     with atomic_path(path, suffix) as tmp:
         writer(tmp)
     return Path(path)
@@ -67,6 +85,8 @@ def torch_save_atomic(path: str | Path, obj: Any) -> Path:
 
     import torch
 
+    if not writes_files():
+        return Path(path)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return _write_with(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))

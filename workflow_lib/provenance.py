@@ -1,4 +1,6 @@
-"""What every run writes beside its results: config, package versions, seed, hardware, git commit."""
+"""What every run writes beside its results: config, package versions, seed, hardware, git commit, and the
+processes of the training (``world_size`` and the torch.distributed ``backend``: nccl, gloo, or none for one
+process)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,13 @@ def git_commit(root: Path | None = None) -> str:
         return "unknown"
 
 
+def processes() -> dict[str, Any]:
+    """``world_size`` and ``backend`` of this process's training (engine.distributed)."""
+    from workflow_lib.engine import distributed
+
+    return distributed.current().describe()
+
+
 def run_info(config: dict[str, Any], seed: int | None, device: str | None = None) -> dict[str, Any]:
     """The record written as run_info.json beside every run's results."""
     return {
@@ -60,6 +69,7 @@ def run_info(config: dict[str, Any], seed: int | None, device: str | None = None
         "seed": seed,
         "versions": package_versions(),
         "hardware": hardware(device),
+        **processes(),
         "git_commit": git_commit(),
         "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -13,6 +13,8 @@
   kirigami (30 + 2 pad_rows)x80, npz from the header of the file's ``x``), and again in each step on the
   prepared data (``check_step_input_strides``, called by the command line), naming the same key.
 - ``results_dir``, ``checkpoint_dir`` and ``log_dir`` must be folders (or not exist yet), not files.
+- with ``device.processes`` P > 1 every batch size a multi-process step trains with is the global batch and
+  must be divisible by P (each process takes batch_size / P rows of every step).
 """
 
 from __future__ import annotations
@@ -193,6 +195,32 @@ def check_step_input_strides(stage: Any, data_path: str | Path) -> None:
                            f"dataset {stage.dataset!r} ({data_path})")
 
 
+def global_batches(name: str, block: dict[str, Any]) -> list[tuple[str, int]]:
+    """(key, batch size) of every batch the dataset's multi-process steps train with (cli.DISTRIBUTED_STEPS)."""
+    methods = set(block["methods"])
+    searches = "darts" in methods and not block["train"]["genotype"]
+    found: list[tuple[str, int]] = []
+    if searches:
+        found.append(("search.batch_size", block["search"]["batch_size"]))
+    if methods & {"darts", "fixed_cell", "random_search"}:  # the final training of a cell
+        found.append(("train.batch_size", block["train"]["batch_size"]))
+    for method in sorted(methods & {"resnet18", "tiny_resnet", "random_search"}):
+        found.append((f"baselines.{method}.batch_size", block["baselines"][method]["batch_size"]))
+    return [(f"datasets.{name}.{key}", size) for key, size in found]
+
+
+def _check_processes(config: dict[str, Any]) -> None:
+    processes = config["device"]["processes"]
+    if processes == 1:
+        return
+    for name, block in config["datasets"].items():
+        for key, size in global_batches(name, block):
+            if size % processes:
+                raise _error(f"config key '{key}': batch_size {size} is the global batch of the device.processes "
+                             f"= {processes} processes and must be divisible by it (each process takes batch_size "
+                             f"/ processes rows of every step); use a multiple of {processes}")
+
+
 FOLDER_KEYS = ("results_dir", "checkpoint_dir", "log_dir")
 
 
@@ -210,6 +238,7 @@ def _check_folders(config: dict[str, Any]) -> None:
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Apply the checks above to a schema-valid config (in place) and return it."""
     _check_folders(config)
+    _check_processes(config)
     for name, block in config["datasets"].items():
         _check_source(name, block)
         _check_split(name, block)

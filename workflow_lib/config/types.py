@@ -48,6 +48,7 @@ class DeviceConfig(ConfigBlock):
     bf16: bool
     channels_last: bool | str  # "auto", True or False
     threads: int
+    processes: int
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,14 @@ touched by the forward pass at w' are restored as well (the original discards it
 unrolled copy).  Gradients are taken only with respect to what is needed
 (``torch.autograd.grad`` with explicit inputs), so e.g. weight-gradient kernels are not
 run when only alpha gradients are wanted.
+
+Several processes (data parallel, ``workflow_lib.engine.distributed``): each process computes on its slice
+of the batches, and ``Architect(reduce=...)`` averages over the processes every gradient it takes with
+``torch.autograd.grad`` (which DistributedDataParallel never sees): the alpha gradient (first order); and in
+second order dL_train/dw (so every process unrolls to the same w'), v and dL_val/dalpha at w', and the
+Hessian-vector product. With equal slices these are the gradients of the global batch's mean loss, so the
+step equals one process's. ``weight_step(forward=...)`` runs the weight step's forward through the DDP
+wrapper, which averages the weight gradients.
 """
 from __future__ import annotations
 
@@ -64,11 +72,12 @@ def make_weight_scheduler(optimizer, epochs: int, lr_min: float = 0.001):
 
 
 def weight_step(model, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                loss_fn: LossFn, grad_clip: Optional[float] = 5.0):
-    """One SGD step on the network weights (alphas fixed); returns (loss, output) detached."""
+                loss_fn: LossFn, grad_clip: Optional[float] = 5.0, forward=None):
+    """One SGD step on the network weights (alphas fixed); returns (loss, output) detached.
+    ``forward``: the module to call (default ``model``; its DDP wrapper with several processes)."""
     weights = list(model.weights())
     optimizer.zero_grad(set_to_none=True)
-    out = _model_output(model(x))
+    out = _model_output((forward or model)(x))
     loss = loss_fn(out, y)
     # only the weights get gradients: the alpha branch of the graph is not executed
     loss.backward(inputs=weights)
@@ -95,13 +104,16 @@ class Architect:
         entropy_coef: coefficient of the summed per-edge entropy of the softmax weights
             (off by default; positive values push edges towards one op).
         hvp_r: the finite-difference scale r (eps = r / ||v||), 0.01 in the paper code.
+        reduce: averages a list of gradients over the processes of a data-parallel search
+            (``engine.distributed.average``); None for one process.
     """
 
     def __init__(self, model, loss_fn: LossFn, second_order: bool = False, lr: float = 3e-4,
                  betas=(0.5, 0.999), weight_decay: float = 1e-3, w_momentum: float = 0.9,
                  w_weight_decay: float = 3e-4, l1_coef: float = 0.0, entropy_coef: float = 0.0,
-                 hvp_r: float = 1e-2):
+                 hvp_r: float = 1e-2, reduce: Optional[Callable[[List[torch.Tensor]], List[torch.Tensor]]] = None):
         self.model = model
+        self.reduce = reduce if reduce is not None else list
         self.loss_fn = loss_fn
         self.second_order = second_order
         self.w_momentum = w_momentum
@@ -143,7 +155,7 @@ class Architect:
     def first_order_grad(self, x_val, y_val) -> List[torch.Tensor]:
         alphas = list(self.model.alphas())
         loss = self._loss(x_val, y_val)
-        return list(torch.autograd.grad(loss, alphas))
+        return self.reduce(list(torch.autograd.grad(loss, alphas)))
 
     @torch.no_grad()
     def _set_weights(self, weights: Sequence[torch.Tensor], values: Sequence[torch.Tensor]):
@@ -182,7 +194,7 @@ class Architect:
         weights = list(model.weights())
         alphas = list(model.alphas())
         # dL_train/dw at the current weights
-        g_train = torch.autograd.grad(self._loss(x_train, y_train), weights)
+        g_train = self.reduce(list(torch.autograd.grad(self._loss(x_train, y_train), weights)))
         with torch.no_grad():
             backup = [w.detach().clone() for w in weights]
             # d = momentum * buf + dL/dw + wd * w
@@ -196,14 +208,14 @@ class Architect:
             del d, g_train
             buffers = [b.detach().clone() for b in model.buffers()]
         # validation loss at w': grads wrt w' (the vector v) and alpha together
-        grads = torch.autograd.grad(self._loss(x_val, y_val), weights + alphas)
+        grads = self.reduce(list(torch.autograd.grad(self._loss(x_val, y_val), weights + alphas)))
         v, dalpha = list(grads[:len(weights)]), list(grads[len(weights):])
         with torch.no_grad():
             torch._foreach_copy_(weights, backup)
             for b, saved in zip(model.buffers(), buffers):
                 b.copy_(saved)
         del backup, buffers
-        hvp = self.hessian_vector_product(v, x_train, y_train)
+        hvp = self.reduce(self.hessian_vector_product(v, x_train, y_train))
         return [da - xi * h for da, h in zip(dalpha, hvp)]
 
     # -- the step ---------------------------------------------------------------------------
@@ -228,9 +240,9 @@ class Architect:
 
 
 def search_step(model, architect: Architect, weight_optimizer, x_train, y_train, x_val, y_val,
-                grad_clip: Optional[float] = 5.0):
-    """One DARTS search step: architecture step on (train, val), then weight step on train.
-    Returns (train loss, train output) detached."""
+                grad_clip: Optional[float] = 5.0, forward=None):
+    """One DARTS search step: architecture step on (train, val), then weight step on train
+    (``forward``: see :func:`weight_step`). Returns (train loss, train output) detached."""
     lr = weight_optimizer.param_groups[0]["lr"]
     architect.step(x_train, y_train, x_val, y_val, xi=lr, weight_optimizer=weight_optimizer)
-    return weight_step(model, weight_optimizer, x_train, y_train, architect.loss_fn, grad_clip)
+    return weight_step(model, weight_optimizer, x_train, y_train, architect.loss_fn, grad_clip, forward)

@@ -10,6 +10,13 @@ killed search resumes and ends bitwise identical (CPU) to an uninterrupted one.
 
 The per-epoch diagnostics (Hessian eigenvalue, the cell's stability, logit margins against the largest
 possible drift) and the stop rule (``search.stop``) are described in ``workflow_lib.darts.search_diagnostics``.
+
+Several processes (``device.processes``; first and second order, DARTS and PC-DARTS): data parallel. Every
+process takes its slice of each search-train and search-val batch; the weight step runs through
+DistributedDataParallel (the alphas are left out of it), the architect averages its gradients over the
+processes (``darts.architect``), BatchNorm is synchronised on CUDA. The Hessian eigenvalue is computed in
+every process on the whole fixed subset with plain BatchNorm (as one process would), and rank 0's value is
+kept; rank 0 writes the artifacts.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from workflow_lib.engine import (
     Task,
     autocast,
     device_label,
+    distributed,
     evaluate,
     fingerprint_of,
     make_generator,
@@ -124,7 +132,10 @@ class SearchRun:
         kind = "pc_search" if self.cfg.method == "pc_darts" else "search"
         self.channels_last, why = channels_last_policy(kind, self.x.shape[1:], self.device, stage.device.channels_last)
         log.info("search network: %s layout (%s)", "channels_last" if self.channels_last else "default", why)
-        self.model = to_channels_last(model, self.channels_last)
+        self.model = distributed.sync_batchnorm(to_channels_last(model, self.channels_last))
+        # DDP averages the weight gradients of the weight step; the alphas are the architect's
+        self.net = distributed.data_parallel(self.model, ignore=self.model.ALPHA_NAMES)
+        distributed.seed_rank(seed)
         self.weight_optimizer = make_weight_optimizer(
             self.model, self.cfg.w_lr, self.cfg.w_momentum, self.cfg.w_weight_decay
         )
@@ -140,6 +151,7 @@ class SearchRun:
             w_weight_decay=self.cfg.w_weight_decay,
             l1_coef=self.cfg.l1_alpha,
             entropy_coef=self.cfg.entropy_alpha,
+            reduce=distributed.average if distributed.current().distributed else None,
         )
         # as in the DARTS code, both queues draw from the augmented training images
         transform = train_transform(stage.augment, self.cfg.cutout_length, pad_value)
@@ -182,15 +194,25 @@ class SearchRun:
             return {"hessian_eigenvalue": None, "hessian_iterations": 0, "hessian_seconds": 0.0,
                     "hessian_converged": None}
         d = self.diagnostics
-        result = architecture_eigenvalue(self.model, self.task.loss, self.hessian_batches, seed=self.seed,
+        result = architecture_eigenvalue(self.hessian_model(), self.task.loss, self.hessian_batches, seed=self.seed,
                                          max_iterations=d.hessian_max_iterations, tol=d.hessian_tol,
                                          keep_graph=d.hessian_keep_graph)
+        result = distributed.broadcast_object(result)  # rank 0's value (the same computation everywhere)
         log.info("search: epoch %d Hessian eigenvalue %.5g (%d Hessian-vector products on %d search-val rows, "
                  "%.1f s%s)", epoch + 1, result["value"], result["iterations"],
                  sum(len(r) for r in self.hessian_rows), result["seconds"],
                  "" if result["converged"] else ", not converged")
         return {"hessian_eigenvalue": result["value"], "hessian_iterations": result["iterations"],
                 "hessian_seconds": result["seconds"], "hessian_converged": result["converged"]}
+
+    def hessian_model(self) -> SearchNetwork:
+        """The network the eigenvalue is computed on: the search's own, or with SyncBatchNorm (several processes
+        on CUDA) a twin with plain BatchNorm and the same state, so each process computes alone, as one would."""
+        if not distributed.has_sync_batchnorm(self.model):
+            return self.model
+        twin = search_network(self.cfg, self.model.in_channels, self.model.out_dim).to(self.device)
+        twin.load_state_dict(self.model.state_dict())
+        return to_channels_last(twin, self.channels_last)
 
     def diagnosed_epoch(self, epoch: int, history: list[dict[str, Any]], initial: dict[str, Any]) -> dict[str, Any]:
         """One epoch (``epoch``) plus what needs the history so far: the cell's stability, the logits' largest
@@ -220,11 +242,12 @@ class SearchRun:
                     loss, output = search_step(
                         self.model, self.architect, self.weight_optimizer,
                         self._prep(x_train), self.task.encode(y_train), self._prep(x_val), self.task.encode(y_val),
-                        grad_clip=self.cfg.w_grad_clip,
+                        grad_clip=self.cfg.w_grad_clip, forward=self.net,
                     )
                 else:
                     loss, output = weight_step(self.model, self.weight_optimizer, self._prep(x_train),
-                                               self.task.encode(y_train), self.task.loss, self.cfg.w_grad_clip)
+                                               self.task.encode(y_train), self.task.loss, self.cfg.w_grad_clip,
+                                               forward=self.net)
             total += loss.item() * y_train.shape[0]
             seen += y_train.shape[0]
             val_seen += y_val.shape[0] if update_alphas else 0
@@ -232,7 +255,11 @@ class SearchRun:
             preds.append(self.task.decode(output.float()).cpu())
             targets.append(y_train.cpu())
         self.scheduler.step()
-        train_metric = self.task.metrics(torch.cat(preds), torch.cat(targets))[self.task.metric_name]
+        distributed.sync_buffers(self.model)  # BatchNorm running statistics: rank 0's in every process
+        total, seen, val_seen = distributed.sum_values([total, seen, val_seen])  # every process's rows
+        seen, val_seen = int(seen), int(val_seen)
+        train_metric = self.task.metrics(distributed.gather_equal(torch.cat(preds)),
+                                         distributed.gather_equal(torch.cat(targets)))[self.task.metric_name]
         val = evaluate(self.model, self.x, self.y, self.task, batch_size=max(self.cfg.batch_size, 256),
                        index=self.curve_rows, channels_last=self.channels_last)
         return {

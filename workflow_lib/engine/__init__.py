@@ -8,6 +8,8 @@ See docs/DESIGN.md ("Engine contract") and each module's docstring:
 - batches: Batches, Cutout, make_generator
 - loop:    EpochLoop
 - steps:   train_epoch, evaluate, predict, split_output, cosine_lr, set_lr
+- distributed: World, current, rendezvous, init, shard, average, data_parallel, sync_batchnorm, ... (one
+  training in several processes, device.processes); launch: starting them (torchrun, srun)
 """
 
 from workflow_lib.engine.batches import Batches, Cutout, make_generator

@@ -1,13 +1,18 @@
 """Index-based mini-batches from tensors already on the device (no DataLoader, no worker processes).
 
 ``Batches(x, y, batch_size, shuffle=True, generator=None, drop_last=False, transform=None, index=None,
-max_steps=None)``
+max_steps=None, world=None)``
 
 - ``x`` (N, C, H, W) and ``y`` (N,) tensors on the training device; ``index`` the rows to use (default all).
 - each ``iter()`` is one epoch: a permutation drawn from ``generator`` (a CPU ``torch.Generator``) when
   shuffling; at most ``max_steps`` batches (None = all).
 - ``transform(xb, generator) -> xb`` is applied to every training batch (e.g. ``Cutout``); it draws its random
   numbers from the same generator, so checkpointing the generator (``state_dict``) makes resume exact.
+- ``world`` (``engine.distributed.World``; default: this process's): in a training of P processes
+  ``batch_size`` is the global batch. Every process draws the same permutation (and the transform's random
+  numbers for the whole step), and rank r keeps the r-th of P equal slices of each step (``distributed.shard``):
+  the union of one step's slices is the 1-process batch. A short last step of m rows keeps m // P rows per
+  process (the m % P others are left out of that epoch); a step too short for one row per process is skipped.
 - ``len(batches)`` = steps per epoch. ``state_dict()`` / ``load_state_dict()`` hold the generator state, so a
   Batches can be an ``EpochLoop`` component directly.
 
@@ -21,6 +26,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+
+from workflow_lib.engine import distributed
 
 
 class Cutout:
@@ -65,6 +72,7 @@ class Batches:
         transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         index: Sequence[int] | np.ndarray | torch.Tensor | None = None,
         max_steps: int | None = None,
+        world: distributed.World | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -80,11 +88,18 @@ class Batches:
         self.index = torch.as_tensor(np.asarray(index), dtype=torch.long).cpu()
         if self.index.numel() == 0:
             raise ValueError("Batches: empty index (no samples to train on)")
+        self.world = world if world is not None else distributed.current()
+        if self.index.numel() < self.world.size:
+            raise ValueError(f"Batches: {self.index.numel()} samples cannot give each of {self.world.size} "
+                             "processes a row")
         self.max_steps = max_steps
 
     def __len__(self) -> int:
         n = self.index.numel()
-        steps = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.world.distributed and not self.drop_last and n % self.batch_size < self.world.size:
+            steps = n // self.batch_size  # the short last step would leave a process without a row
+        else:
+            steps = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         steps = max(steps, 1) if not self.drop_last else steps
         return min(steps, self.max_steps) if self.max_steps else steps
 
@@ -100,6 +115,13 @@ class Batches:
         device_order = order.to(self.x.device)
         for step in range(steps):
             rows = device_order[step * self.batch_size:(step + 1) * self.batch_size]
+            if self.world.distributed and self.transform is not None:
+                # the transform draws for the whole step, as in one process; this process keeps its slice
+                keep = distributed.shard(torch.arange(rows.numel(), device=rows.device), self.world)
+                xb = self.transform(self.x.index_select(0, rows), self.generator).index_select(0, keep)
+                yield xb, self.y.index_select(0, rows.index_select(0, keep))
+                continue
+            rows = distributed.shard(rows, self.world)
             xb = self.x.index_select(0, rows)
             yb = self.y.index_select(0, rows)
             if self.transform is not None:

@@ -31,6 +31,12 @@ Usage::
   warning (and overwritten), so changed settings or data never resume stale state. A checkpoint that cannot
   be read is moved aside (``.unusable``) with a warning naming it, and the run starts afresh.
 
+Several processes (``engine.distributed``): every process runs the loop; only rank 0 reads the checkpoint
+file and sends what it holds to the others (so each restores the same state, and a file moved aside is moved
+once), only rank 0 writes it and logs epochs, and the checkpoint keeps every rank's RNG states
+(``rng_ranks``: each restores its own). Each epoch's row is rank 0's in every process, so an early stop
+ends every process after the same epoch.
+
 Checkpoints never run code. They are read with ``torch.load(weights_only=True)``, whose unpickler builds
 tensors and plain data (dicts, lists, tuples, numbers, strings, None) only and refuses every other object
 before creating it. So everything saved is plain: components' state_dicts (models, optimizers, ``Batches``,
@@ -58,6 +64,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from workflow_lib.engine import distributed
 from workflow_lib.engine.seeding import rng_state, set_rng_state
 from workflow_lib.io import torch_save_atomic
 
@@ -149,6 +156,7 @@ class EpochLoop:
         self.epoch = 0  # epochs completed
         self.resumed_from = 0
         self.stopped: dict[str, Any] | None = None  # {"epoch", "reason"} once epoch_fn asked to stop
+        self._restored_state: dict[str, Any] | None = None  # what rank 0 sends the other processes
 
     # -- logging ----------------------------------------------------------------------------------
     def log(self, message: str, warning: bool = False) -> None:
@@ -159,6 +167,9 @@ class EpochLoop:
 
     # -- checkpoint -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        """The checkpoint (with several processes a collective: every rank's RNG states are gathered)."""
+        world = distributed.current()
+        ranks = {"rng_ranks": distributed.gather_objects(rng_state(), world)} if world.distributed else {}
         return {
             "format": CHECKPOINT_FORMAT,
             "epoch": self.epoch,
@@ -169,20 +180,38 @@ class EpochLoop:
             "extra": plain(self.extra),
             "fingerprint": self.fingerprint,
             "stopped": plain(self.stopped),
+            **ranks,
         }
 
     def save(self) -> None:
         if self.checkpoint_path is not None:
-            torch_save_atomic(self.checkpoint_path, self.state())
+            torch_save_atomic(self.checkpoint_path, self.state())  # rank 0 writes (workflow_lib.io)
 
     def load(self) -> bool:
-        """Restore from the checkpoint when it exists and belongs to this run; return whether it did.
+        """Restore from the checkpoint when it exists and belongs to this run; return whether it did
+        (several processes: rank 0 reads it and the others restore what rank 0 restored).
 
         A checkpoint of other settings or data (another fingerprint) is ignored; one that cannot be read
         (truncated by a kill during a copy, another format, components that no longer fit) is moved aside
         to ``<name>.unusable`` with a warning that names it, and the run starts afresh: a resume either
         continues exactly this run or does not happen.
         """
+        world = distributed.current()
+        if not world.distributed:
+            return self._load_file()
+        restored = self._load_file() if world.main else None
+        state = distributed.broadcast_object(self._restored_state if restored else None, world)
+        self._restored_state = None
+        if state is None:
+            return False
+        if not world.main:
+            self._restore(state)
+        ranks = state.get("rng_ranks") or []
+        if len(ranks) == world.size:
+            set_rng_state(ranks[world.rank])
+        return True
+
+    def _load_file(self) -> bool:
         path = self.checkpoint_path
         if path is None or not path.exists():
             return False
@@ -204,6 +233,7 @@ class EpochLoop:
             fresh = {name: copy.deepcopy(_state_of(c)) for name, c in self.components.items()}
             try:
                 self._restore(state)
+                self._restored_state = state
                 return True
             except Exception as error:  # noqa: BLE001 - e.g. a model whose shapes changed with the code
                 problem = f"does not fit this run ({type(error).__name__}: {error})"
@@ -250,7 +280,7 @@ class EpochLoop:
             if stop_after is not None and epochs_done >= stop_after:
                 break
             t0 = time.perf_counter()
-            scalars = dict(epoch_fn(self.epoch))
+            scalars = distributed.broadcast_object(dict(epoch_fn(self.epoch)))  # rank 0's row everywhere
             elapsed = time.perf_counter() - t0
             stop = scalars.pop(STOP_KEY, None)
             scalars.setdefault("seconds", elapsed)

@@ -5,9 +5,13 @@
   channels_last=False) -> {"train_loss", "train_metric", "steps", "samples", "seconds"}``: model.train(); per batch
   loss = task.loss(logits) (+ aux_weight * task.loss(aux) when the model returns an aux output and
   aux_weight > 0), backward, grad-norm clip, optimizer.step(). train_loss = sample-weighted mean of the main
-  loss; train_metric = task.metric_name over the epoch's (train-mode) predictions.
+  loss; train_metric = task.metric_name over the epoch's (train-mode) predictions. In a training of several
+  processes (``engine.distributed``; ``model`` in DistributedDataParallel, ``batches`` sharded) both are
+  over every process's rows, the same in each process.
 - ``evaluate(model, x, y, task, batch_size=256, index=None, autocast=None, channels_last=False)
-  -> {"loss", "metric", **task.metrics}`` (eval mode, no grad; y in original units).
+  -> {"loss", "metric", **task.metrics}`` (eval mode, no grad; y in original units). With several processes
+  each evaluates a contiguous share of the rows and the outputs are gathered: every process gets the metrics
+  of all rows (pass the bare model, not its DistributedDataParallel wrapper).
 - ``predict(model, x, task, batch_size=256, index=None, ...) -> tensor`` of decoded predictions
   (original units | class ids) on the CPU.
 - ``cosine_lr(epoch, total_epochs, lr_max, lr_min)``: CosineAnnealingLR(T_max=total_epochs) at 0-based
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from workflow_lib.engine import distributed
 from workflow_lib.engine.task import Task
 
 Autocast = Callable[[], ContextManager] | None
@@ -93,10 +98,12 @@ def train_epoch(
         steps += 1
         preds.append(task.decode(logits).cpu())
         targets.append(yb.detach().cpu())
+    total_loss, seen = distributed.sum_values([total_loss, seen])  # every process's rows (as they are)
+    seen = int(seen)
     seconds = time.perf_counter() - t0
     if seen == 0:
         return {"train_loss": float("nan"), "train_metric": float("nan"), "steps": 0, "samples": 0, "seconds": seconds}
-    metrics = task.metrics(torch.cat(preds), torch.cat(targets))
+    metrics = task.metrics(distributed.gather_equal(torch.cat(preds)), distributed.gather_equal(torch.cat(targets)))
     return {
         "train_loss": total_loss / seen,
         "train_metric": metrics[task.metric_name],
@@ -130,6 +137,24 @@ def _outputs(model: nn.Module, x: torch.Tensor, rows: torch.Tensor, batch_size: 
 
 
 @torch.no_grad()
+def _all_outputs(model: nn.Module, x: torch.Tensor, rows: torch.Tensor, batch_size: int, autocast: Autocast,
+                 channels_last: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``_outputs`` of every row, also with several processes: rank r computes the r-th contiguous share of
+    ``rows``, the shares are gathered in order, and every process gets the 1-process list of (outputs, rows)
+    per ``batch_size`` rows."""
+    world = distributed.current()
+    if not world.distributed or not rows.numel():
+        return _outputs(model, x, rows, batch_size, autocast, channels_last)
+    shares = torch.tensor_split(rows, world.size)
+    mine = [logits for logits, _ in _outputs(model, x, shares[world.rank], batch_size, autocast, channels_last)]
+    width = distributed.broadcast_object(tuple(mine[0].shape[1:]) if mine else None, world)  # rank 0 has rows
+    local = torch.cat(mine) if mine else torch.empty((0, *width), device=x.device)
+    logits = distributed.gather_rows(local, [share.numel() for share in shares], world)
+    return [(logits[start:start + batch_size], rows[start:start + batch_size].to(x.device))
+            for start in range(0, rows.numel(), batch_size)]
+
+
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     x: torch.Tensor,
@@ -143,7 +168,7 @@ def evaluate(
     rows = _rows(x.shape[0], index)
     total = 0.0
     preds, targets = [], []
-    for logits, r in _outputs(model, x, rows, batch_size, autocast, channels_last):
+    for logits, r in _all_outputs(model, x, rows, batch_size, autocast, channels_last):
         yb = y.index_select(0, r.to(y.device))
         total += task.loss(logits, task.encode(yb)).item() * yb.shape[0]
         preds.append(task.decode(logits).cpu())
@@ -166,7 +191,8 @@ def predict(
     channels_last: bool = False,
 ) -> torch.Tensor:
     rows = _rows(x.shape[0], index)
-    preds = [task.decode(logits).cpu() for logits, _ in _outputs(model, x, rows, batch_size, autocast, channels_last)]
+    outputs = _all_outputs(model, x, rows, batch_size, autocast, channels_last)
+    preds = [task.decode(logits).cpu() for logits, _ in outputs]
     if not preds:
         return torch.empty(0)
     return torch.cat(preds)

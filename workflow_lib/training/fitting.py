@@ -3,6 +3,10 @@
 Used by the final training of a DARTS cell, the CNN baselines, the random-search candidates, the design loop
 and the learning curves: one loop for all of them. The checkpoint's fingerprint covers everything the result
 depends on (``run_fingerprint``), so a resume never mixes settings, data, splits or devices.
+
+Several processes (``device.processes``, ``engine.distributed``): every process builds the same model, which
+trains in DistributedDataParallel (BatchNorm synchronised on CUDA) on its slice of each global batch; every
+process evaluates a share of the rows and gets all metrics; rank 0 writes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from workflow_lib.engine import (
     EpochLoop,
     Task,
     autocast_factory,
+    distributed,
     evaluate,
     fingerprint_of,
     make_generator,
@@ -84,8 +89,11 @@ def index_digest(index: Sequence[int] | np.ndarray) -> str:
 
 
 def device_identity(device_cfg: DeviceConfig) -> dict[str, Any]:
-    """The device settings a trained result depends on (threads only change the speed)."""
-    return {"type": device_cfg.type, "bf16": device_cfg.bf16, "channels_last": device_cfg.channels_last}
+    """The device settings a trained result depends on (threads only change the speed; the number of
+    processes, when more than one, changes the BatchNorm statistics on the CPU and the summation order)."""
+    identity = {"type": device_cfg.type, "bf16": device_cfg.bf16, "channels_last": device_cfg.channels_last}
+    world = distributed.current()
+    return {**identity, "processes": world.size} if world.distributed else identity
 
 
 def run_fingerprint(data: Any, train_index: Sequence[int] | np.ndarray, device_cfg: DeviceConfig, *parts: Any) -> str:
@@ -149,7 +157,11 @@ def fit(
     x, y = tensors[0], tensors[1]
     channels_last, why = channels_last_policy(model_kind, x.shape[1:], device, device_cfg.channels_last)
     log.info("%s: %s layout (%s)", name or model_kind, "channels_last" if channels_last else "default", why)
-    model = to_channels_last(build().to(device), channels_last)
+    model = distributed.sync_batchnorm(to_channels_last(build().to(device), channels_last))
+    # an auxiliary head whose loss has no weight gets no gradient (and is not trained): DDP leaves it alone
+    idle = [name for name, _ in model.named_parameters() if name.startswith("auxiliary_head.")]
+    net = distributed.data_parallel(model, ignore=idle if schedule.aux_weight == 0 else ())
+    distributed.seed_rank(seed)
     amp = autocast_factory(device, device_cfg.bf16)
     transform = train_transform(augment, schedule.cutout_length, tensors[2] if len(tensors) > 2 else 0.0)
     batches = Batches(x, y, schedule.batch_size, shuffle=True, generator=make_generator(seed),
@@ -163,8 +175,9 @@ def fit(
         set_lr(optimizer, lr)
         if hasattr(model, "drop_path_prob"):
             model.drop_path_prob = schedule.drop_path_prob * epoch / schedule.epochs
-        row = train_epoch(model, batches, optimizer, task, grad_clip=schedule.grad_clip,
+        row = train_epoch(net, batches, optimizer, task, grad_clip=schedule.grad_clip,
                           aux_weight=schedule.aux_weight, autocast=amp, channels_last=channels_last)
+        distributed.sync_buffers(model)  # BatchNorm running statistics: rank 0's in every process
         row.pop("seconds")  # the loop measures the whole epoch (training + test evaluation)
         row["lr"] = lr
         if schedule.eval_each_epoch:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workflow_lib.config.stage import stage_json
 from workflow_lib.methods import CNN_BASELINES, DARTS, METHODS, SEARCH_ADVANTAGE, STEPS, step_of_method
@@ -246,6 +247,38 @@ class RuleInputs:
 
     def runtime(self, wildcards) -> int:
         return self.resource(wildcards, "runtime")
+
+    # -- the training steps that run in device.processes processes (workflow_lib.engine.launch) -------------
+    @property
+    def processes(self) -> int:
+        return int(self.config["device"]["processes"])
+
+    def training_threads(self, wildcards) -> int:
+        """A training step's threads: the dataset's, at least one per process (each gets threads // processes)."""
+        return max(self.threads(wildcards), self.processes)
+
+    def training_gpu(self, wildcards) -> int:
+        """A training step's GPUs: the dataset's, at least one per process on CUDA."""
+        gpu = self.gpu(wildcards)
+        cuda = self.config["device"]["type"] == "cuda"
+        return max(gpu, self.processes) if cuda and self.processes > 1 else gpu
+
+    @property
+    def process_resources(self) -> dict[str, Any]:
+        """The Slurm request of a training step of P > 1 processes (nothing for one): P tasks (``tasks``; on
+        CUDA one per GPU, ``tasks_per_gpu``) of threads // P CPUs each, and ``mpi``, which makes the Slurm
+        plugin run the step's command once, in the job's batch step, where the command starts its P processes
+        with srun (a local run ignores these resources)."""
+        if self.processes == 1:
+            return {}
+        resources: dict[str, Any] = {
+            "tasks": self.processes,
+            "mpi": "srun",
+            "cpus_per_task": lambda wildcards: max(1, self.training_threads(wildcards) // self.processes),
+        }
+        if self.config["device"]["type"] == "cuda":
+            resources["tasks_per_gpu"] = 1
+        return resources
 
     def searched_genotype(self, wildcards, needed: bool) -> list[str] | str:
         """The first seed's searched cell when a design step needs it (no named genotype to use)."""

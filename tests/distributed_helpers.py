@@ -1,0 +1,49 @@
+"""Run a function in several CPU processes joined by gloo (``workflow_lib.engine.distributed``), from a test.
+
+``in_processes(fn, n, *args)`` spawns ``n`` processes (torch.multiprocessing, start method spawn), each joins
+the process group exactly as a process started by torchrun would (``distributed.init``), runs
+``fn(rank, *args)`` and hands back its return value; the list of values comes back in rank order, or the
+first process's error is raised with its traceback.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(rank: int, n: int, port: int, out: str, fn: Callable, args: tuple) -> None:
+    from workflow_lib.engine import distributed
+
+    torch.set_num_threads(1)
+    try:
+        distributed.init(distributed.Rendezvous(rank, n, rank, n, "127.0.0.1", port, "test"), "cpu", n)
+        result: Any = ("ok", fn(rank, *args))
+    except BaseException as error:  # noqa: BLE001 - reported to the test
+        result = ("error", f"process {rank}: {type(error).__name__}: {error}\n{traceback.format_exc()}")
+    finally:
+        distributed.shutdown()
+    Path(out, f"rank{rank}.pkl").write_bytes(pickle.dumps(result))
+
+
+def in_processes(fn: Callable, n: int, *args: Any) -> list[Any]:
+    with tempfile.TemporaryDirectory() as out:
+        mp.spawn(_run, args=(n, free_port(), out, fn, args), nprocs=n, join=True)
+        results = [pickle.loads(Path(out, f"rank{rank}.pkl").read_bytes()) for rank in range(n)]
+    errors = [value for status, value in results if status == "error"]
+    if errors:
+        raise AssertionError(errors[0])
+    return [value for _, value in results]
