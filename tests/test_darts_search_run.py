@@ -124,7 +124,7 @@ def _search_result(tmp_path, name, **search):
     stage = tiny_stage(epochs=3, **search)
     run_search(stage, tiny_data("classification"), tmp_path / name, tmp_path / f"{name}_ckpt", seed=2)
     out = tmp_path / name
-    state = torch.load(out / "supernet.pt")
+    state = torch.load(out / "supernet.pt", weights_only=True)
     history = json.loads((out / "history.json").read_text())
     return np.load(out / "alphas.npz"), state, json.loads((out / "genotype.json").read_text()), history
 

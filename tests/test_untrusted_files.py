@@ -186,8 +186,10 @@ def test_every_pt_replaced_by_a_malicious_pickle_then_forceall_runs_no_code(tmp_
         elif f"checkpoint {relative} is refused as unsafe: not a plain checkpoint" in logs:
             assert (path.parent / (path.name + ".unusable")).read_bytes() == payloads[path]
             refused.add(str(relative.parent.relative_to("checkpoints/digits")))
-        else:  # a random-search candidate recorded as finished in candidates.json: never read again
-            assert path.parent.name == "candidates" and path.read_bytes() == payloads[path], relative
+        else:  # a random-search candidate or advantage cell recorded as finished (candidates.json, cells.json):
+            # never read again
+            finished = path.parent.name == "candidates" or relative.parts[2] == "search_advantage"
+            assert finished and path.read_bytes() == payloads[path], relative
     assert refused == {"search/seed0", "train/seed0", "tiny_resnet/seed0", "random_search/seed0/final"}
     summary = json.loads((tmp_path / "results" / "digits" / "summary.json").read_text())
     assert set(summary["methods"]) == {"darts", "tiny_resnet", "random_search"}, summary
