@@ -120,7 +120,8 @@ def build(method: str, cfg: dict, k: int, kernel: str = "eager", recompute: bool
                                 recompute=recompute)
 
 
-def run_case(case: dict) -> dict:
+def make_step(case: dict):
+    """(step function, device) of one case: architect step + weight step on fixed random batches."""
     import torch
     if case["threads"]:
         torch.set_num_threads(case["threads"])
@@ -158,6 +159,12 @@ def run_case(case: dict) -> dict:
             arch.step(xt, yt, xv, yv, xi=opt.param_groups[0]["lr"], weight_optimizer=opt)
             A.weight_step(model, opt, xt, yt, loss_fn, 5.0)
 
+    return step, device
+
+
+def run_case(case: dict) -> dict:
+    import torch
+    step, device = make_step(case)
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     rss0 = _rss_bytes()

@@ -16,6 +16,8 @@ from workflow_lib.config.types import AugmentConfig, DeviceConfig
 from workflow_lib.methods import BASELINES, FIXED_CELL, NEURAL_STEPS, RANDOM_SEARCH, STEPS
 
 SOURCE_KEYS = ("kind", "source")
+# search settings that change how fast a search step runs, not what a random search is matched to
+SEARCH_SPEED_KEYS = ("kernel", "recompute")
 DATA_KEYS = ("kind", "source", "target", "pad_rows", "split")
 
 
@@ -36,7 +38,8 @@ def stage_settings(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {
             "random_search": block["baselines"][RANDOM_SEARCH],
             "train": block["train"],
-            "search": block["search"],  # the DARTS budget and proxy a matched random search shares
+            # the DARTS budget and proxy a matched random search shares (not the search's kernels)
+            "search": {k: v for k, v in block["search"].items() if k not in SEARCH_SPEED_KEYS},
         }
     if stage in BASELINES:
         return block["baselines"][stage]

@@ -117,6 +117,8 @@ class SearchConfig(ConfigBlock):
     input_stride: list[int]
     max_samples: int | None
     eval_samples: int | None
+    kernel: str
+    recompute: bool
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@
   ``grad w_k = <g, y_k>`` as a dot product over the tensors' storage (no product temporary), and
   skips what the pass does not need (the weight step never wants ``grad w``).  Ops whose weight is
   exactly zero are not computed (:func:`live_ops`).
-* ``compiled``: the mixed op's forward through ``torch.compile`` (inductor), compiled once per
-  distinct input shape and reused by every edge of that shape ("regional compilation": the whole
-  search network does not finish compiling in 15 minutes on 2 cores).  Inductor fuses the
+* ``compiled``: the mixed op's forward through ``torch.compile`` (inductor), compiled once and
+  reused by every edge ("regional compilation": the whole search network does not finish compiling
+  in 15 minutes on 2 cores); recompiled per stride and pass kind, dynamic shapes after the first.  Inductor fuses the
   batch-norm normalisation, the weighting and the sum, and may recompute batch-norm outputs in the
   backward instead of saving them.  The compile cost counts in a run (bench/search_step.py).
 """
@@ -105,16 +105,19 @@ def _mixed_sum(op, x: torch.Tensor, xr: torch.Tensor, weights: torch.Tensor, ind
 
 
 _COMPILED = {}
-RECOMPILE_LIMIT = 64  # distinct (shape, stride, layout, dtype) cases of one search network: about 10-20
+RECOMPILE_LIMIT = 64  # distinct (stride, shape, layout, dtype, pass) cases of one search network: about 10-20
 
 
 def compiled_mixed_sum(op, x: torch.Tensor, xr: torch.Tensor, weights: torch.Tensor, index: tuple) -> torch.Tensor:
-    """:func:`_mixed_sum` through torch.compile (inductor, static shapes): one compiled graph per
-    distinct input shape/layout/dtype, shared by all mixed ops of that shape (the module's
-    parameters are graph inputs, torch._dynamo.config.inline_inbuilt_nn_modules)."""
+    """:func:`_mixed_sum` through torch.compile (inductor) in training passes; eager without grad
+    (evaluation).  Compiled graphs are shared by all mixed ops (the module's parameters are graph
+    inputs); dynamo recompiles per stride and whether the weights require grad (architecture step
+    or weight step), and after a first size change compiles a dynamic-shape graph."""
+    if not torch.is_grad_enabled():
+        return _mixed_sum(op, x, xr, weights, index)
     fn = _COMPILED.get("mixed_sum")
     if fn is None:
-        import torch._dynamo
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        fn = _COMPILED["mixed_sum"] = torch.compile(_mixed_sum, dynamic=False)
+        import torch._dynamo as dynamo
+        dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        fn = _COMPILED["mixed_sum"] = torch.compile(_mixed_sum)
     return fn(op, x, xr, weights, index)
