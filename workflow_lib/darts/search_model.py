@@ -15,6 +15,28 @@ from .search_cells import NONE_INDEX, SearchCell
 N_OPS = len(PRIMITIVES)
 
 
+class _GlobalAvgPool(torch.autograd.Function):
+    """``adaptive_avg_pool2d(x, 1).flatten(1)`` whose input gradient has x's memory format.
+
+    (torch 2.14.1's backward returns NCHW even for a channels_last x; that gradient then flows
+    through the last cell in NCHW and meets channels_last tensors in every add and mul of the
+    backward pass, which then take slow strided paths: 2x in fp32, 4-7x in bf16.)  Same values."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        ctx.channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+    @staticmethod
+    def backward(ctx, g):
+        n, c, h, w = ctx.shape
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        out = torch.empty(ctx.shape, dtype=g.dtype, device=g.device, memory_format=fmt)
+        return out.copy_((g / (h * w)).reshape(n, c, 1, 1).expand(ctx.shape))
+
+
 def n_edges(steps: int = 4) -> int:
     return sum(2 + i for i in range(steps))  # 14 for 4 nodes
 
@@ -138,7 +160,7 @@ class SearchNetwork(nn.Module):
             else:
                 out = cell(s0, s1, *arch[name], live=live.get(name))
             s0, s1 = s1, out
-        out = self.global_pooling(s1).flatten(1)
+        out = _GlobalAvgPool.apply(s1)  # = self.global_pooling(s1).flatten(1)
         return self.classifier(out)
 
 

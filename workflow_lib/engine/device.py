@@ -134,7 +134,11 @@ def autocast(device: torch.device, setting: Any) -> ContextManager:
     BatchNorm keeps fp32 parameters and running statistics (its kernel accumulates in fp32) and reads and
     writes bf16 activations.  The architect's finite-difference Hessian-vector product turns autocast off."""
     if bf16_active(device, setting):
-        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        kind = torch.device(device).type
+        if ("autocast", kind) not in _WARNED:  # once per process: the run's log says it ran in bf16
+            _WARNED.add(("autocast", kind))
+            log.info("bf16 autocast on %s (device.bf16: %s; %s)", kind, setting, bf16_support(device)[1])
+        return torch.autocast(device_type=kind, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
