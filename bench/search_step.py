@@ -88,7 +88,7 @@ def patch_reference() -> None:
     from workflow_lib.darts import ops
     from workflow_lib.darts.search_cells import MixedOp
 
-    MixedOp.forward = lambda self, x, weights, xr=None: sum(w * op(x) for w, op in zip(weights, self._ops))
+    MixedOp.forward = lambda self, x, weights, xr=None, live=None: sum(w * op(x) for w, op in zip(weights, self._ops))
     ops.DepthwiseConv2d.forward = nn.Conv2d.forward
 
     def first_order_grad(self, x_val, y_val):
