@@ -13,6 +13,7 @@ cell did not change over the last 30% of its epochs) and how the found cell rank
     python bench/default_run.py                 # one run in a temporary folder (about 7 minutes)
     python bench/default_run.py --repeat        # two runs, compared number for number
     python bench/default_run.py --workdir /tmp/default --keep
+    python bench/default_run.py --compare-bf16  # fp32 and device.bf16: true, score beside score
 """
 from __future__ import annotations
 
@@ -44,12 +45,18 @@ THRESHOLDS = {  # (dataset, method) -> minimum test metric (r2 on kirigami, accu
 }
 
 
-def run_default(workdir: Path, cores: int) -> float:
-    """The README's run command on config/config.yaml in workdir; returns the wall seconds."""
+def run_default(workdir: Path, cores: int, bf16: bool = False) -> float:
+    """The README's run command on config/config.yaml in workdir (``bf16``: plus an overlay config with
+    ``device.bf16: true``); returns the wall seconds."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    configs = [str(ROOT / "config" / "config.yaml")]
+    if bf16:
+        overlay = workdir / "bf16.yaml"
+        overlay.write_text("device:\n  type: cpu\n  bf16: true\n")
+        configs.append(str(overlay))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
                str(workdir), "--profile", str(ROOT / "profiles" / "local"), "--cores", str(cores),
-               "--configfile", str(ROOT / "config" / "config.yaml")]
+               "--configfile", *configs]
     started = time.perf_counter()
     with open(workdir / "snakemake.log", "w") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -108,10 +115,15 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--repeat", action="store_true", help="run twice and compare the numbers")
+    parser.add_argument("--bf16", action="store_true", help="with device.bf16: true (bf16 autocast on the CPU)")
+    parser.add_argument("--compare-bf16", action="store_true",
+                        help="run fp32 and bf16 (device.bf16: true) and print the scores side by side")
     args = parser.parse_args()
+    if args.compare_bf16:
+        return compare_bf16(args)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="default_run_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    wall = run_default(workdir, args.cores)
+    wall = run_default(workdir, args.cores, args.bf16)
     found = scores(workdir)
     ok = report(wall, found)
     print(critical_path.describe(critical_path.parse_log((workdir / "snakemake.log").read_text()), args.cores))
@@ -127,6 +139,24 @@ def main() -> int:
     if args.workdir is None and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
+
+
+def compare_bf16(args) -> int:
+    """The default run in fp32 and with device.bf16: true (same seed), the test scores side by side."""
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="default_run_bf16_"))
+    runs = {}
+    for name, bf16 in (("fp32", False), ("bf16", True)):
+        workdir = base / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        runs[name] = (run_default(workdir, args.cores, bf16), scores(workdir))
+    print(f"{'figure':<28}  {'fp32':>8}  {'bf16':>8}  {'bf16 - fp32':>11}")
+    print(f"{'whole DAG, wall seconds':<28}  {runs['fp32'][0]:>8.0f}  {runs['bf16'][0]:>8.0f}")
+    for key in sorted(runs["fp32"][1]):
+        a, b = runs["fp32"][1][key], runs["bf16"][1].get(key, float("nan"))
+        print(f"{key[0] + ' ' + key[1]:<28}  {a:>8.4f}  {b:>8.4f}  {b - a:>+11.4f}")
+    if args.workdir is None and not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

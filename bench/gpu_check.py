@@ -2,9 +2,11 @@
 
 1. Search steps (architect step + weight step) for configurations A (3x32x32, batch 64) and
    B (1x32x80, batch 24) of bench/search_step.py at the paper's size (C=16, 8 layers),
-   first and second order, DARTS and PC-DARTS (K=4), fp32 and bf16 autocast (the
-   finite-difference Hessian-vector product stays fp32: Architect disables autocast there),
-   default layout and channels_last.
+   first and second order, DARTS and PC-DARTS (K=4), for each layout and variant of
+   ``--cases`` (``LAYOUT:KERNEL[+bf16][+recompute]``: default or channels_last layout; the
+   mixed op's kernel eager, fused or compiled (torch.compile, whose first step includes
+   compilation and is not timed); bf16 autocast (the finite-difference Hessian-vector product
+   stays fp32: Architect disables autocast there); recomputation per cell).
 2. One epoch of final training of the DARTS_V2 evaluation network at the paper's size
    (C=36, 20 layers, auxiliary head, drop path, batch 96, 50,000 random 3x32x32 images),
    fp32, plus a shorter run in bf16 + channels_last.
@@ -24,6 +26,8 @@ epochs over 50,000 images).  Stops starting new cases after --budget seconds.
   python bench/gpu_check.py                 # everything (the multi-GPU case first)
   python bench/gpu_check.py --quick         # fewer steps, for a first look
   python bench/gpu_check.py --multi-gpu     # only the multi-GPU case
+  python bench/gpu_check.py --list          # the cases, without running (works without a GPU)
+  python bench/gpu_check.py --cases default:fused+bf16 default:fused+bf16+recompute --orders 1
 """
 from __future__ import annotations
 
@@ -37,6 +41,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH_EPOCHS, SEARCH_TRAIN = 50, 25_000
 TRAIN_EPOCHS, TRAIN_IMAGES, TRAIN_BATCH = 600, 50_000, 96
+# layout:variant, most informative first (the budget drops the last ones)
+DEFAULT_CASES = ("default:eager", "default:eager+bf16", "default:fused", "default:fused+bf16",
+                 "channels_last:fused+bf16", "default:fused+bf16+recompute", "default:compiled+bf16")
+
+
+def parse_case(text: str) -> dict:
+    """``LAYOUT:KERNEL[+bf16][+recompute]`` -> {"layout", "kernel", "bf16", "recompute"}."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import search_step as S
+    layout, _, variant = text.partition(":")
+    if layout not in S.LAYOUTS or not variant:
+        raise argparse.ArgumentTypeError(f"case {text!r}: expected LAYOUT:KERNEL[+bf16][+recompute], "
+                                         f"LAYOUT in {S.LAYOUTS}")
+    return {"layout": layout, **S.parse_variant(variant)}
+
+
+def case_name(case: dict) -> str:
+    return (f"config {case['config']} {case['method']:8s} order {case['order']} {case['layout']:13s} "
+            f"{case['kernel']}{'+bf16' if case['bf16'] else ''}{'+recompute' if case['recompute'] else ''}")
+
+
+def search_case_list(args) -> list[dict]:
+    return [dict(config=config, order=order, method=method, reference=False, steps=args.steps, warmup=args.warmup,
+                 device="cuda", threads=0, k=4, **variant)
+            for config in args.configs for method in ("darts", "pc_darts") for order in args.orders
+            for variant in args.cases]
 
 
 def need_cuda():
@@ -53,32 +83,24 @@ def search_cases(args):
     import search_step as S
     started = time.perf_counter()
     print(f"search steps on {torch.cuda.get_device_name(0)} (median of {args.steps} after {args.warmup} warm-up)")
-    for config in ("A", "B"):
-        batch = S.CONFIGS[config]["batch"]
-        for method in ("darts", "pc_darts"):
-            for order in (1, 2):
-                for bf16 in (False, True):
-                    for layout in ("default", "channels_last"):
-                        if time.perf_counter() - started > args.budget:
-                            print(f"  budget of {args.budget} s spent: skipping config {config} {method} "
-                                  f"order {order} bf16 {bf16} {layout}")
-                            continue
-                        case = dict(config=config, order=order, method=method, layout=layout, bf16=bf16,
-                                    reference=False, steps=args.steps, warmup=args.warmup, device="cuda",
-                                    threads=0, k=4)
-                        try:
-                            res = S.run_case(case)
-                        except torch.cuda.OutOfMemoryError as exc:
-                            print(f"  config {config} {method} order {order} bf16 {bf16} {layout}: OOM ({exc})")
-                            continue
-                        finally:
-                            gc.collect()
-                            torch.cuda.empty_cache()
-                        hours = res["median_s"] * SEARCH_EPOCHS * (SEARCH_TRAIN // batch) / 3600
-                        print(f"  config {config} {method:8s} order {order} {'bf16' if bf16 else 'fp32'} "
-                              f"{layout:13s}: {res['median_s']:.4f} s/step, peak {res['peak_mem_mb'] / 1024:.2f} GiB, "
-                              f"full search ({SEARCH_EPOCHS} epochs x {SEARCH_TRAIN // batch} steps) "
-                              f"{hours:.2f} h", flush=True)
+    for case in search_case_list(args):
+        name = case_name(case)
+        if time.perf_counter() - started > args.budget:
+            print(f"  budget of {args.budget} s spent: skipping {name}")
+            continue
+        batch = S.CONFIGS[case["config"]]["batch"]
+        try:
+            res = S.run_case(case)
+        except torch.cuda.OutOfMemoryError as exc:
+            print(f"  {name}: OOM ({exc})")
+            continue
+        finally:
+            gc.collect()
+            torch.cuda.empty_cache()
+        hours = res["median_s"] * SEARCH_EPOCHS * (SEARCH_TRAIN // batch) / 3600
+        first = f", first step {res['first_step_s']:.1f} s" if res.get("first_step_s") is not None else ""
+        print(f"  {name}: {res['median_s']:.4f} s/step{first}, peak {res['peak_mem_mb'] / 1024:.2f} GiB, "
+              f"full search ({SEARCH_EPOCHS} epochs x {SEARCH_TRAIN // batch} steps) {hours:.2f} h", flush=True)
 
 
 def train_epoch(args, bf16: bool, channels_last: bool, max_steps: int | None):
@@ -171,7 +193,15 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=300.0, help="seconds for the search cases")
     p.add_argument("--quick", action="store_true", help="3 timed steps, 100 training steps")
     p.add_argument("--multi-gpu", action="store_true", help="only the multi-GPU case (device.processes)")
+    p.add_argument("--configs", nargs="+", default=["A", "B"], choices=["A", "B", "C"])
+    p.add_argument("--orders", nargs="+", type=int, default=[1, 2], choices=[1, 2])
+    p.add_argument("--cases", nargs="+", type=parse_case, default=[parse_case(c) for c in DEFAULT_CASES],
+                   metavar="LAYOUT:VARIANT", help="search cases; default: " + " ".join(DEFAULT_CASES))
+    p.add_argument("--list", action="store_true", help="print the search cases and exit (no GPU needed)")
     args = p.parse_args(argv)
+    if args.list:
+        print("\n".join(case_name(c) for c in search_case_list(args)))
+        return 0
     torch = need_cuda()
     if args.quick:
         args.steps, args.warmup = 3, 1

@@ -37,3 +37,13 @@ def spawn(script: str, case: dict, stderr_tail: int = 600) -> dict:
     if proc.returncode != 0:
         return {**case, "error": f"exit {proc.returncode}", "stderr": proc.stderr[-stderr_tail:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def spawn_call(module_file: str, function: str, *args) -> dict:
+    """``function(*args)`` of the module at ``module_file`` in a fresh process (its JSON result)."""
+    path = Path(module_file).resolve()
+    code = (f"import json, sys; sys.path.insert(0, {str(path.parent)!r}); import {path.stem} as m; "
+            f"print(json.dumps(m.{function}(*json.loads(sys.argv[1]))))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -9,9 +9,19 @@ first-order alpha gradients and weight steps by a full ``backward()`` (as common
 ports do it).  ``ratio`` = reference median / case median (> 1: faster than the reference).
 The reference runs per configuration, order and method, in the default layout.
 
+Variants (``--variants``, each ``KERNEL[+bf16][+recompute]``): the mixed op's weighted-sum
+kernel (``search.kernel``: eager, fused, compiled), bf16 autocast (``device.bf16``) and
+recomputation per cell (``search.recompute``).  ``compiled`` pays torch.compile on its warm-up
+steps: ``first_step_s`` is the first (warm-up) step's time, compile included.
+
 Memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the growth of the peak resident
 set size (``ru_maxrss``) over the resident size just before the first step.  Every case runs
 in its own subprocess, so peak-RSS numbers (and a crash) stay in their case.
+
+Roofline (``--no-roofline`` skips it): the machine's peaks (fp32 and bf16 matmul GFLOP/s on the
+configured threads, copy GB/s) are printed once; beside each case its FLOPs (FlopCounterMode,
+one step), an estimate of the bytes it moves, achieved GFLOP/s and GB/s, and its time over the
+nearer roof's (bench/roofline.py).
 
 Configurations:
   A  3x32x32 classification (10 classes), batch 64, C=16, 8 layers (the paper's search)
@@ -21,6 +31,8 @@ Configurations:
 Examples:
   python bench/search_step.py --configs C --threads 2
   python bench/search_step.py --configs C --orders 2 --methods darts --layouts channels_last --steps 5
+  python bench/search_step.py --configs C --orders 1 --methods darts --layouts channels_last \
+      --variants eager fused fused+bf16 fused+recompute fused+bf16+recompute compiled --no-reference
   python bench/search_step.py --configs A B --device cuda --no-reference
   python bench/search_step.py --configs C --passes --methods darts --threads 2
 """
@@ -35,6 +47,7 @@ import sys
 from pathlib import Path
 
 import harness
+import roofline
 from harness import time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +58,21 @@ CONFIGS = {
 }
 METHODS = ("darts", "pc_darts")
 LAYOUTS = ("default", "channels_last")
+KERNELS = ("eager", "fused", "compiled")
+DEFAULT_VARIANTS = ("eager", "fused", "fused+bf16", "fused+recompute", "fused+bf16+recompute")
+
+
+def parse_variant(text: str) -> dict:
+    """``KERNEL[+bf16][+recompute]`` -> {"kernel", "bf16", "recompute"}."""
+    kernel, *flags = text.split("+")
+    if kernel not in KERNELS or not set(flags) <= {"bf16", "recompute"}:
+        raise argparse.ArgumentTypeError(f"variant {text!r}: expected KERNEL[+bf16][+recompute], KERNEL in {KERNELS}")
+    return {"kernel": kernel, "bf16": "bf16" in flags, "recompute": "recompute" in flags}
+
+
+def variant_name(case: dict) -> str:
+    return case.get("kernel", "eager") + ("+bf16" if case.get("bf16") else "") + (
+        "+recompute" if case.get("recompute") else "")
 
 
 def _rss_bytes() -> int:
@@ -60,7 +88,7 @@ def patch_reference() -> None:
     from workflow_lib.darts import ops
     from workflow_lib.darts.search_cells import MixedOp
 
-    MixedOp.forward = lambda self, x, weights, xr=None: sum(w * op(x) for w, op in zip(weights, self._ops))
+    MixedOp.forward = lambda self, x, weights, xr=None, live=None: sum(w * op(x) for w, op in zip(weights, self._ops))
     ops.DepthwiseConv2d.forward = nn.Conv2d.forward
 
     def first_order_grad(self, x_val, y_val):
@@ -82,15 +110,18 @@ def patch_reference() -> None:
     A.weight_step = weight_step
 
 
-def build(method: str, cfg: dict, k: int):
+def build(method: str, cfg: dict, k: int, kernel: str = "eager", recompute: bool = False):
     from workflow_lib.darts import build_search_network
     from workflow_lib.darts.pc_darts import build_pc_search_network
     if method == "pc_darts":
-        return build_pc_search_network(cfg["shape"][0], cfg["out_dim"], C=cfg["C"], layers=cfg["layers"], k=k)
-    return build_search_network(cfg["shape"][0], cfg["out_dim"], C=cfg["C"], layers=cfg["layers"])
+        return build_pc_search_network(cfg["shape"][0], cfg["out_dim"], C=cfg["C"], layers=cfg["layers"], k=k,
+                                       kernel=kernel, recompute=recompute)
+    return build_search_network(cfg["shape"][0], cfg["out_dim"], C=cfg["C"], layers=cfg["layers"], kernel=kernel,
+                                recompute=recompute)
 
 
-def run_case(case: dict) -> dict:
+def make_step(case: dict):
+    """(step function, device) of one case: architect step + weight step on fixed random batches."""
     import torch
     if case["threads"]:
         torch.set_num_threads(case["threads"])
@@ -107,7 +138,8 @@ def run_case(case: dict) -> dict:
     device = torch.device(case["device"])
     cl = case["layout"] == "channels_last"
     torch.manual_seed(0)
-    model = to_channels_last(build(case["method"], cfg, case["k"]).to(device), cl)
+    model = to_channels_last(build(case["method"], cfg, case["k"], case.get("kernel", "eager"),
+                                   case.get("recompute", False)).to(device), cl)
     bs = cfg["batch"]
     xt = to_channels_last(torch.randn(bs, *cfg["shape"], device=device), cl)
     xv = to_channels_last(torch.randn(bs, *cfg["shape"], device=device), cl)
@@ -127,20 +159,33 @@ def run_case(case: dict) -> dict:
             arch.step(xt, yt, xv, yv, xi=opt.param_groups[0]["lr"], weight_optimizer=opt)
             A.weight_step(model, opt, xt, yt, loss_fn, 5.0)
 
+    return step, device
+
+
+def run_case(case: dict) -> dict:
+    import torch
+    step, device = make_step(case)
     cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rss0 = _rss_bytes()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times = time_steps(step, case["steps"], case["warmup"], torch.cuda.synchronize if cuda else lambda: None)
+    first = time_steps(step, 1, 0, sync)[0] if case["warmup"] > 0 else None  # compile (if any) included
+    times = time_steps(step, case["steps"], case["warmup"] - 1 if first is not None else 0, sync)
     if cuda:
         peak, mem_kind = torch.cuda.max_memory_allocated(), "cuda_max_allocated"
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
         mem_kind = "rss_peak_delta"
-    return {**case, "median_s": statistics.median(times), "times_s": [round(t, 3) for t in times],
-            "peak_mem_mb": round(peak / 2**20, 1), "mem_kind": mem_kind, "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+    res = {**case, "median_s": statistics.median(times), "times_s": [round(t, 3) for t in times],
+           "first_step_s": first, "peak_mem_mb": round(peak / 2**20, 1), "mem_kind": mem_kind,
+           "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if case.get("peaks"):  # the roofline: counted on one more step, after time and memory were taken
+        res.update(roofline.step_counts(step))
+        res["roofline"] = roofline.roofline(res["flops"], res["bytes"], res["median_s"], case["peaks"],
+                                            "bf16" if case.get("bf16") else "fp32")
+    return res
 
 
 def run_passes(case: dict) -> dict:
@@ -185,15 +230,19 @@ def spawn(case: dict) -> dict:
 
 def describe(res: dict, ref: dict | None) -> str:
     head = (f"config {res['config']} order {res['order']} {res['method']:8s} {res['layout']:13s}"
-            + (" REFERENCE" if res["reference"] else "")
+            + (" REFERENCE" if res["reference"] else f" {variant_name(res):21s}")
             + (" stock-dilated-conv" if res.get("stock_dilated_conv") and not res["reference"] else ""))
     if "error" in res:
         return f"{head}: FAILED ({res['error']}) {res.get('stderr', '')[-200:]}"
     ratio = ""
     if ref is not None and "median_s" in ref and not res["reference"]:
         ratio = f", ratio vs reference {ref['median_s'] / res['median_s']:.2f}x"
-    return (f"{head}: median {res['median_s']:.3f} s/step (steps {res['times_s']}), peak mem "
+    first = f", first step {res['first_step_s']:.1f} s" if res.get("first_step_s") is not None else ""
+    text = (f"{head}: median {res['median_s']:.3f} s/step (steps {res['times_s']}{first}), peak mem "
             f"{res['peak_mem_mb']} MB ({res['mem_kind']}){ratio}, threads {res['threads']}, {res['device']}")
+    if "roofline" in res:
+        text += "\n    roofline: " + roofline.describe_roofline(res["flops"], res["bytes"], res["roofline"])
+    return text
 
 
 def main(argv=None) -> int:
@@ -206,7 +255,11 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA; the HVP stays fp32)")
+    p.add_argument("--variants", nargs="+", type=parse_variant, default=[parse_variant(v) for v in DEFAULT_VARIANTS],
+                   metavar="KERNEL[+bf16][+recompute]",
+                   help=f"kernel ({', '.join(KERNELS)}), bf16 autocast (the HVP stays fp32), recomputation per "
+                        f"cell; default: {' '.join(DEFAULT_VARIANTS)}")
+    p.add_argument("--no-roofline", action="store_true", help="skip the machine peaks and the per-case roofline")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
     p.add_argument("--no-reference", action="store_true", help="skip the naive reference runs")
     p.add_argument("--reference-only", action="store_true", help="only the naive reference runs")
@@ -225,7 +278,10 @@ def main(argv=None) -> int:
         return 0
 
     base = dict(steps=args.steps, warmup=args.warmup, device=args.device, threads=args.threads, k=args.k,
-                bf16=args.bf16, stock_dilated_conv=args.stock_dilated_conv)
+                stock_dilated_conv=args.stock_dilated_conv)
+    if not args.passes and not args.no_roofline and args.device == "cpu":
+        base["peaks"] = harness.spawn_call(roofline.__file__, "machine_peaks", args.threads)
+        print(roofline.describe_peaks(base["peaks"]), flush=True)
     if args.passes:
         for name in args.configs:
             for method in args.methods:
@@ -247,11 +303,12 @@ def main(argv=None) -> int:
                 if args.reference_only:
                     continue
                 for layout in args.layouts:
-                    res = spawn(dict(base, config=name, order=order, method=method, layout=layout,
-                                     reference=False))
-                    if ref is not None and "median_s" in ref and "median_s" in res:
-                        res["ratio_vs_reference"] = ref["median_s"] / res["median_s"]
-                    print(json.dumps(res) if args.json else describe(res, ref), flush=True)
+                    for variant in args.variants:
+                        res = spawn(dict(base, config=name, order=order, method=method, layout=layout,
+                                         reference=False, **variant))
+                        if ref is not None and "median_s" in ref and "median_s" in res:
+                            res["ratio_vs_reference"] = ref["median_s"] / res["median_s"]
+                        print(json.dumps(res) if args.json else describe(res, ref), flush=True)
     return 0
 
 

@@ -69,10 +69,14 @@ def test_threads_setting_and_default():
         torch.set_num_threads(before)
 
 
-def test_autocast_noop_on_cpu_and_channels_last():
-    with autocast(torch.device("cpu"), True):
+def test_autocast_on_cpu_follows_the_hardware_and_channels_last():
+    from workflow_lib.engine.device import bf16_support
+    with autocast(torch.device("cpu"), False):
         out = torch.ones(2, 2) @ torch.ones(2, 2)
     assert out.dtype == torch.float32
+    with autocast(torch.device("cpu"), True):  # bf16 where the CPU has AMX / AVX-512 BF16, else fp32
+        out = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert out.dtype == (torch.bfloat16 if bf16_support("cpu")[0] else torch.float32)
     conv = to_channels_last(nn.Conv2d(1, 2, 3), True)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     x = to_channels_last(torch.zeros(1, 2, 3, 4), True)

@@ -17,7 +17,9 @@ from workflow_lib.config.types import AugmentConfig, DeviceConfig
 from workflow_lib.methods import BASELINES, FIXED_CELL, NEURAL_STEPS, RANDOM_SEARCH, SEARCH_ADVANTAGE, STEPS
 
 SOURCE_KEYS = ("kind", "source")
-SEARCH_ONLY_KEYS = ("diagnostics", "stop")  # read by the search alone (not by a matched random search)
+# read by the search alone: its diagnostics and stop rule, and settings that change how fast a search
+# step runs (not what a matched random search shares)
+SEARCH_ONLY_KEYS = ("diagnostics", "stop", "kernel", "recompute")
 DATA_KEYS = ("kind", "source", "target", "pad_rows", "split")
 
 

@@ -45,7 +45,7 @@ class DeviceConfig(ConfigBlock):
     SCHEMA: ClassVar[str] = "#/$defs/device"
     type: str
     allow_cpu_fallback: bool
-    bf16: bool
+    bf16: bool | str  # "auto", True or False
     channels_last: bool | str  # "auto", True or False
     threads: int
     processes: int
@@ -122,6 +122,8 @@ class SearchConfig(ConfigBlock):
     eval_samples: int | None
     diagnostics: dict[str, Any]  # SearchDiagnosticsConfig
     stop: dict[str, Any]  # SearchStopConfig
+    kernel: str
+    recompute: bool
 
 
 @dataclass(frozen=True)

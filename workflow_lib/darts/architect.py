@@ -29,6 +29,7 @@ wrapper, which averages the weight gradients.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -71,16 +72,31 @@ def make_weight_scheduler(optimizer, epochs: int, lr_min: float = 0.001):
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(epochs), eta_min=lr_min)
 
 
+@contextlib.contextmanager
+def _constant(params: Sequence[torch.Tensor]):
+    """``params`` do not require grad inside the block (restored after)."""
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
 def weight_step(model, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                 loss_fn: LossFn, grad_clip: Optional[float] = 5.0, forward=None):
     """One SGD step on the network weights (alphas fixed); returns (loss, output) detached.
     ``forward``: the module to call (default ``model``; its DDP wrapper with several processes)."""
     weights = list(model.weights())
     optimizer.zero_grad(set_to_none=True)
-    out = _model_output((forward or model)(x))
-    loss = loss_fn(out, y)
-    # only the weights get gradients: the alpha branch of the graph is not executed
-    loss.backward(inputs=weights)
+    # the alphas are constants of this step: with them not requiring grad, autograd does not keep
+    # each op's output y_k for d(w_k y_k)/dw_k (memory); the weights' gradients are the same numbers
+    with _constant(list(model.alphas()) if hasattr(model, "alphas") else []):
+        out = _model_output((forward or model)(x))
+        loss = loss_fn(out, y)
+        loss.backward(inputs=weights)
     if grad_clip is not None and grad_clip > 0:
         nn.utils.clip_grad_norm_(weights, grad_clip)
     optimizer.step()

@@ -10,9 +10,11 @@ ReLU.  The search cell uses this to compute one ReLU per node and share it betwe
 the ReLU-first ops of all the edges leaving that node (mathematically identical to
 each op applying its own ReLU).
 
-Dilated depthwise convs are :class:`DepthwiseConv2d` (an ``nn.Conv2d`` with the same
-parameters) whose CPU input gradient runs as a forward conv: same gradient, a kernel that
-is 5-25x faster than oneDNN's backward for dilated depthwise convs in torch 2.14.1.
+Depthwise convs are :class:`DepthwiseConv2d` (an ``nn.Conv2d`` with the same parameters)
+whose CPU backward picks faster kernels than oneDNN's defaults in torch 2.14.1: the input
+gradient of a dilated one runs as a forward conv (5-25x faster), and under bf16 autocast
+the weight gradient of a 5x5 or dilated one runs in fp32 (3.5-6.5x faster than oneDNN's
+bf16 kernel); same gradients.
 """
 from __future__ import annotations
 
@@ -78,13 +80,21 @@ def _will_need(ctx, index: int) -> bool:
 
 
 class _DilatedDepthwiseFn(torch.autograd.Function):
-    """Depthwise conv whose input gradient comes from :func:`_depthwise_input_grad`.
+    """Depthwise conv with the CPU backward kernels of :class:`DepthwiseConv2d` (module docstring).
 
-    Why: with torch 2.14.1 on CPU, oneDNN's backward-data of *dilated* depthwise convs is
-    5-25x slower than the equivalent forward conv (5x5, dilation 2, on 32x16x16x40: 11.3 ms
-    vs 0.44 ms in NCHW; 10 ms vs 0.6 ms in channels_last at stride 2).  Same gradient, other
-    kernel; the weight gradient stays oneDNN's and is skipped when the pass does not need
-    it.  The backward is built from differentiable ops, so double backward works."""
+    Input gradient: for a dilated conv :func:`_depthwise_input_grad` (with torch 2.14.1 on CPU,
+    oneDNN's backward-data of *dilated* depthwise convs is 5-25x slower than the equivalent forward
+    conv: 5x5, dilation 2, on 32x16x16x40: 11.3 ms vs 0.44 ms in NCHW; 10 ms vs 0.6 ms in
+    channels_last at stride 2), else oneDNN's.  Weight gradient: oneDNN's, in fp32 when the pass is
+    bf16/fp16 and the kernel is 5x5 or dilated (oneDNN's bf16 depthwise backward-weights is 3.5-6.5x
+    slower than upcasting and running its fp32 kernel: 5x5 on 32x8x32x80 channels_last, 2 threads,
+    10.2 vs 2.8 ms).  Gradients the pass does not need are skipped.
+
+    Under CPU autocast the forward conv runs in bf16 (autocast casts x and w) while the saved w is
+    the fp32 parameter and the backward runs outside autocast: the backward computes in the output
+    gradient's dtype, as the forward did, and returns each gradient in its input's dtype (the
+    gradient of autocast's cast is a cast back).  Built from differentiable ops, so double backward
+    works."""
 
     @staticmethod
     def forward(ctx, x, w, stride: int, padding: int, dilation: int):
@@ -96,25 +106,40 @@ class _DilatedDepthwiseFn(torch.autograd.Function):
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         s, p, d = ctx.conf
-        gx = _depthwise_input_grad(g, w, x.shape, s, p, d) if _will_need(ctx, 0) else None
-        gw = None
-        if _will_need(ctx, 1):
+        need_x, need_w = _will_need(ctx, 0), _will_need(ctx, 1)
+        wc = w.to(g.dtype)
+        gx = gw = None
+        low = g.element_size() < 4
+        fp32_weight_grad = low and (d > 1 or w.shape[-1] >= 5)
+        if need_x and d > 1:
+            gx = _depthwise_input_grad(g, wc, x.shape, s, p, d).to(x.dtype)
+        native_x = need_x and gx is None
+        native_w = need_w and not fp32_weight_grad
+        if native_x or native_w:
+            grads = torch.ops.aten.convolution_backward(
+                g, x.to(g.dtype), wc, None, [s, s], [p, p], [d, d], False, [0, 0], w.shape[0],
+                [native_x, native_w, False])
+            if native_x:
+                gx = grads[0].to(x.dtype)
+            if native_w:
+                gw = grads[1].to(w.dtype)
+        if need_w and fp32_weight_grad:
             gw = torch.ops.aten.convolution_backward(
-                g, x, w, None, [s, s], [p, p], [d, d], False, [0, 0], w.shape[0],
-                [False, True, False])[1]
+                g.float(), x.float(), w.float(), None, [s, s], [p, p], [d, d], False, [0, 0], w.shape[0],
+                [False, True, False])[1].to(w.dtype)
         return gx, gw, None, None, None
 
 
 def dilated_depthwise_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int,
                            dilation: int) -> torch.Tensor:
     """``F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=C)`` with
-    the faster input gradient of :class:`_DilatedDepthwiseFn`."""
+    the faster backward kernels of :class:`_DilatedDepthwiseFn`."""
     return _DilatedDepthwiseFn.apply(x, w, stride, padding, dilation)
 
 
 class DepthwiseConv2d(nn.Conv2d):
     """``nn.Conv2d(C, C, k, groups=C, bias=False)`` (same parameters and state_dict) whose
-    dilated CPU backward uses :func:`dilated_depthwise_conv`; elsewhere the plain conv."""
+    dilated or 5x5 CPU backward uses :func:`dilated_depthwise_conv`; elsewhere the plain conv."""
 
     def __init__(self, C: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  dilation: int = 1):
@@ -122,7 +147,10 @@ class DepthwiseConv2d(nn.Conv2d):
                          groups=C, bias=False)
 
     def forward(self, x):
-        if self.dilation[0] > 1 and x.device.type == "cpu" and torch.is_grad_enabled():
+        # under torch.compile (search.kernel: compiled) the stock conv: inductor treats it as an
+        # extern kernel either way, and the autograd.Function would break the graph
+        if ((self.dilation[0] > 1 or self.kernel_size[0] >= 5) and x.device.type == "cpu"
+                and torch.is_grad_enabled() and not torch.compiler.is_compiling()):
             return dilated_depthwise_conv(x, self.weight, self.stride[0], self.padding[0],
                                           self.dilation[0])
         return super().forward(x)
@@ -182,13 +210,12 @@ class SepConv(nn.Module):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, stride=stride, padding=padding, groups=C_in,
-                      bias=False),
+            DepthwiseConv2d(C_in, kernel_size, stride=stride, padding=padding),
             nn.Conv2d(C_in, C_in, kernel_size=1, padding=0, bias=False),
             nn.BatchNorm2d(C_in, affine=affine),
             # in-place is safe here: BatchNorm's backward needs its input, not its output
             nn.ReLU(inplace=True),
-            nn.Conv2d(C_in, C_in, kernel_size, stride=1, padding=padding, groups=C_in, bias=False),
+            DepthwiseConv2d(C_in, kernel_size, stride=1, padding=padding),
             nn.Conv2d(C_in, C_out, kernel_size=1, padding=0, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )

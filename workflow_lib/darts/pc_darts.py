@@ -67,10 +67,12 @@ class PartialMixedOp(nn.Module):
         self.op_channels = C // k  # read by SearchCell: only these channels need the ReLU
         self.mixed = MixedOp(C // k, stride)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, xr: torch.Tensor = None) -> torch.Tensor:
-        """``xr``: relu of the op's C/K input channels, if precomputed by the cell."""
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, xr: torch.Tensor = None,
+                live=None) -> torch.Tensor:
+        """``xr``: relu of the op's C/K input channels, if precomputed by the cell; ``live``: see
+        :meth:`MixedOp.forward`."""
         part, rest = x[:, :self.op_channels], x[:, self.op_channels:]
-        out = self.mixed(part, weights, xr)
+        out = self.mixed(part, weights, xr, live=live)
         if self.stride != 1:
             # ceil_mode matches the ops' ceil(H/2) output on odd sizes (same as floor on even)
             rest = F.max_pool2d(rest, 2, 2, ceil_mode=True)
@@ -86,12 +88,13 @@ class PCSearchNetwork(SearchNetwork):
 
     def __init__(self, in_channels: int, out_dim: int, C: int = 16, layers: int = 8,
                  steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 stem_stride: int = 1, k: int = DEFAULT_K):
+                 stem_stride: int = 1, k: int = DEFAULT_K, kernel: str = "eager", recompute: bool = False):
         if k < 1:
             raise ValueError(f"K must be >= 1, got {k}")
         self.k = k  # read by _make_cell during SearchNetwork.__init__
         super().__init__(in_channels, out_dim, C=C, layers=layers, steps=steps, multiplier=multiplier,
-                         stem_multiplier=stem_multiplier, stem_stride=stem_stride)
+                         stem_multiplier=stem_multiplier, stem_stride=stem_stride, kernel=kernel,
+                         recompute=recompute)
         e = n_edges(steps)
         self.beta_normal = nn.Parameter(1e-3 * torch.randn(e))
         self.beta_reduce = nn.Parameter(1e-3 * torch.randn(e))
@@ -120,6 +123,8 @@ class PCSearchNetwork(SearchNetwork):
 
 
 def build_pc_search_network(in_channels: int, out_dim: int, C: int = 16, layers: int = 8,
-                            k: int = DEFAULT_K, stem_stride: int = 1) -> PCSearchNetwork:
+                            k: int = DEFAULT_K, stem_stride: int = 1, kernel: str = "eager",
+                            recompute: bool = False) -> PCSearchNetwork:
     """The paper's PC-DARTS supernet (CIFAR-10: C=16, 8 layers, K=4)."""
-    return PCSearchNetwork(in_channels, out_dim, C=C, layers=layers, k=k, stem_stride=stem_stride)
+    return PCSearchNetwork(in_channels, out_dim, C=C, layers=layers, k=k, stem_stride=stem_stride,
+                           kernel=kernel, recompute=recompute)

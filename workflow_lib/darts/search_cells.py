@@ -6,18 +6,24 @@ Speed notes (the algorithm is unchanged):
   computing ``zeros * weight``.
 * Every ReLU-first op (sep/dil convs, FactorizedReduce) on every edge leaving a node
   would compute ``relu(node)``; the cell computes it once per node and passes it on.
+* ``kernel`` (``search.kernel``, see :mod:`.mixed_kernels`): ``eager`` is the reference; ``fused``
+  sums a DARTS node's incoming edges and their ops into one buffer
+  (:class:`~.mixed_kernels.WeightedSum` over all ``w_jk * y_jk``) and skips ops of weight exactly 0;
+  ``compiled`` runs each mixed op through ``torch.compile``.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .mixed_kernels import KERNELS, compiled_mixed_sum, weighted_sum
 from .ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
 
 NONE_INDEX = PRIMITIVES.index("none")
+SOME_OPS = tuple(k for k in range(len(PRIMITIVES)) if k != NONE_INDEX)  # all but none
 
 
 class MixedOp(nn.Module):
@@ -35,11 +41,23 @@ class MixedOp(nn.Module):
                 op.relu_first = False
             self._ops.append(op)
         self._relu_first = [bool(getattr(op, "relu_first", False)) for op in self._ops]
+        self.kernel = "eager"
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, xr: torch.Tensor = None) -> torch.Tensor:
-        """``weights``: (8,) softmax weights of this edge; ``xr`` = relu(x) if precomputed."""
+    def outputs(self, x: torch.Tensor, xr: torch.Tensor, index: Sequence[int]) -> List[torch.Tensor]:
+        """The outputs of the ops ``index`` (``xr`` = relu(x), shared by the ReLU-first ops)."""
+        return [self._ops[k].forward_prerelu(xr) if self._relu_first[k] else self._ops[k](x) for k in index]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, xr: torch.Tensor = None,
+                live: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """``weights``: (8,) softmax weights of this edge; ``xr`` = relu(x) if precomputed;
+        ``live``: the ops to compute (fused/compiled kernels: those of nonzero weight, never none)."""
         if xr is None:
             xr = F.relu(x)
+        if self.kernel == "fused":
+            index = SOME_OPS if live is None else live
+            return weighted_sum(weights, self.outputs(x, xr, index), index)
+        if self.kernel == "compiled":
+            return compiled_mixed_sum(self, x, xr, weights, tuple(SOME_OPS if live is None else live))
         out = None
         for k, op in enumerate(self._ops):
             if k == NONE_INDEX:
@@ -75,29 +93,62 @@ class SearchCell(nn.Module):
         # the channels of a node that the edges' ReLU-first ops read (None: all of them;
         # PC-DARTS edges read only the first C/K channels, so only those need the ReLU)
         self._relu_channels = getattr(self._ops[0], "op_channels", None)
+        self.kernel = "eager"
+
+    def set_kernel(self, kernel: str) -> None:
+        """The weighted-sum kernel of this cell and its mixed ops (``search.kernel``)."""
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
+        for module in self.modules():
+            if isinstance(module, MixedOp):
+                module.kernel = kernel
 
     def _relu(self, h: torch.Tensor) -> torch.Tensor:
         n = self._relu_channels
         return F.relu(h if n is None else h[:, :n])
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                edge_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+                edge_weights: Optional[torch.Tensor] = None,
+                live: Optional[List[List[int]]] = None) -> torch.Tensor:
         """``weights``: (edges, ops) softmax op weights; ``edge_weights``: optional (edges,)
-        weight per edge multiplying the edge's output (PC-DARTS edge normalization)."""
+        weight per edge multiplying the edge's output (PC-DARTS edge normalization); ``live``:
+        per edge the ops to compute (:func:`~.mixed_kernels.live_ops`; fused/compiled kernels)."""
         s0 = self.preprocess0(s0)
         s1 = self.preprocess1(s1)
         states: List[torch.Tensor] = [s0, s1]
         relus: List[torch.Tensor] = [self._relu(s0), self._relu(s1)]
+        fused_nodes = self.kernel == "fused" and edge_weights is None and type(self._ops[0]) is MixedOp
         offset = 0
         for i in range(self.steps):
-            s = None
-            for j, h in enumerate(states):
-                y = self._ops[offset + j](h, weights[offset + j], relus[j])
-                if edge_weights is not None:
-                    y = edge_weights[offset + j] * y
-                s = y if s is None else s + y
+            if fused_nodes:
+                s = self._fused_node(states, relus, weights, offset, live)
+            elif self.kernel == "fused" and edge_weights is not None:  # PC-DARTS: sum_j beta_j * edge_j
+                ys = [self._ops[offset + j](h, weights[offset + j], relus[j],
+                                            live=None if live is None else live[offset + j])
+                      for j, h in enumerate(states)]
+                s = weighted_sum(edge_weights[offset:offset + len(states)], ys, range(len(states)))
+            else:
+                s = None
+                for j, h in enumerate(states):
+                    y = self._ops[offset + j](h, weights[offset + j], relus[j],
+                                              live=None if live is None else live[offset + j])
+                    if edge_weights is not None:
+                        y = edge_weights[offset + j] * y
+                    s = y if s is None else s + y
             offset += len(states)
             states.append(s)
             if i < self.steps - 1:  # the last node feeds no edge
                 relus.append(self._relu(s))
         return torch.cat(states[-self.multiplier:], dim=1)
+
+    def _fused_node(self, states, relus, weights, offset: int, live) -> torch.Tensor:
+        """One DARTS node, sum_j sum_k w_jk * op_k(h_j), accumulated into one buffer."""
+        ys: List[torch.Tensor] = []
+        flat: List[int] = []
+        n_ops = weights.shape[1]
+        for j, h in enumerate(states):
+            index = SOME_OPS if live is None else live[offset + j]
+            ys.extend(self._ops[offset + j].outputs(h, relus[j], index))
+            flat.extend((offset + j) * n_ops + k for k in index)
+        return weighted_sum(weights.reshape(-1), ys, flat)

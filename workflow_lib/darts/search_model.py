@@ -7,10 +7,34 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .mixed_kernels import KERNELS, live_ops
 from .ops import PRIMITIVES, make_stem
-from .search_cells import SearchCell
+from .recompute import checkpoint_cell
+from .search_cells import NONE_INDEX, SearchCell
 
 N_OPS = len(PRIMITIVES)
+
+
+class _GlobalAvgPool(torch.autograd.Function):
+    """``adaptive_avg_pool2d(x, 1).flatten(1)`` whose input gradient has x's memory format.
+
+    (torch 2.14.1's backward returns NCHW even for a channels_last x; that gradient then flows
+    through the last cell in NCHW and meets channels_last tensors in every add and mul of the
+    backward pass, which then take slow strided paths: 2x in fp32, 4-7x in bf16.)  Same values."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        ctx.channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+    @staticmethod
+    def backward(ctx, g):
+        n, c, h, w = ctx.shape
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        out = torch.empty(ctx.shape, dtype=g.dtype, device=g.device, memory_format=fmt)
+        return out.copy_((g / (h * w)).reshape(n, c, 1, 1).expand(ctx.shape))
 
 
 def n_edges(steps: int = 4) -> int:
@@ -29,6 +53,10 @@ class SearchNetwork(nn.Module):
     ``stem_stride`` (default 1, the paper's CIFAR design) strides the stem convolution, so a
     proxy search can run on smaller feature maps; parameters do not change.
 
+    ``kernel`` (``search.kernel``: eager | fused | compiled, :mod:`.mixed_kernels`) and ``recompute``
+    (``search.recompute``: recompute each cell's activations in the backward instead of keeping them,
+    :mod:`.recompute`) change speed and memory, not the algorithm; :meth:`set_kernel` switches later.
+
     ``forward(x)`` returns a tensor of shape (N, out_dim).
     """
 
@@ -36,7 +64,7 @@ class SearchNetwork(nn.Module):
 
     def __init__(self, in_channels: int, out_dim: int, C: int = 16, layers: int = 8,
                  steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 stem_stride: int = 1):
+                 stem_stride: int = 1, kernel: str = "eager", recompute: bool = False):
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
@@ -69,6 +97,16 @@ class SearchNetwork(nn.Module):
         k = n_edges(steps)
         self.alpha_normal = nn.Parameter(1e-3 * torch.randn(k, N_OPS))
         self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(k, N_OPS))
+        self.recompute = bool(recompute)
+        self.set_kernel(kernel)
+
+    def set_kernel(self, kernel: str) -> None:
+        """Switch the mixed ops' weighted-sum kernel (eager | fused | compiled)."""
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
+        for cell in self.cells:
+            cell.set_kernel(kernel)
 
     def _make_cell(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev):
         """One search cell (a hook: PC-DARTS builds its cells with partial mixed ops)."""
@@ -110,14 +148,24 @@ class SearchNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         arch = self.cell_inputs()
+        # fused/compiled: which ops have nonzero weight, read once per forward and cell type
+        live = ({name: live_ops(args[0], skip=(NONE_INDEX,)) for name, args in arch.items()}
+                if self.kernel != "eager" else {})
+        recompute = self.recompute and torch.is_grad_enabled()
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, *arch["reduce" if cell.reduction else "normal"])
-        out = self.global_pooling(s1).flatten(1)
+            name = "reduce" if cell.reduction else "normal"
+            if recompute:
+                out = checkpoint_cell(cell, s0, s1, *arch[name], live=live.get(name))
+            else:
+                out = cell(s0, s1, *arch[name], live=live.get(name))
+            s0, s1 = s1, out
+        out = _GlobalAvgPool.apply(s1)  # = self.global_pooling(s1).flatten(1)
         return self.classifier(out)
 
 
 def build_search_network(in_channels: int, out_dim: int, C: int = 16, layers: int = 8,
-                         stem_stride: int = 1) -> SearchNetwork:
+                         stem_stride: int = 1, kernel: str = "eager", recompute: bool = False) -> SearchNetwork:
     """The paper's search supernet (4 nodes, multiplier 4, stem multiplier 3)."""
-    return SearchNetwork(in_channels, out_dim, C=C, layers=layers, stem_stride=stem_stride)
+    return SearchNetwork(in_channels, out_dim, C=C, layers=layers, stem_stride=stem_stride, kernel=kernel,
+                         recompute=recompute)

@@ -105,8 +105,9 @@ def search_network(cfg: SearchConfig, in_channels: int, out_dim: int) -> SearchN
     """The supernet of ``search.method``: DARTS's, or PC-DARTS's (partial channels, edge normalization)."""
     if cfg.method == "pc_darts":
         return build_pc_search_network(in_channels, out_dim, cfg.C, cfg.layers, k=cfg.pc_k,
-                                       stem_stride=cfg.stem_stride)
-    return build_search_network(in_channels, out_dim, cfg.C, cfg.layers, stem_stride=cfg.stem_stride)
+                                       stem_stride=cfg.stem_stride, kernel=cfg.kernel, recompute=cfg.recompute)
+    return build_search_network(in_channels, out_dim, cfg.C, cfg.layers, stem_stride=cfg.stem_stride,
+                                kernel=cfg.kernel, recompute=cfg.recompute)
 
 
 class SearchRun:
@@ -237,7 +238,7 @@ class SearchRun:
         total, seen, val_seen, steps = 0.0, 0, 0, 0
         preds, targets = [], []
         for (x_train, y_train), (x_val, y_val) in zip(self.train_batches, self.val_batches):
-            with autocast(self.device, self.bf16):  # bf16 on CUDA when configured; a no-op on the CPU
+            with autocast(self.device, self.bf16):  # device.bf16 resolved on this device (engine.device.bf16_active)
                 if update_alphas:
                     loss, output = search_step(
                         self.model, self.architect, self.weight_optimizer,

@@ -96,7 +96,7 @@ def train_epoch(
         total_loss += loss.detach().item() * n
         seen += n
         steps += 1
-        preds.append(task.decode(logits).cpu())
+        preds.append(task.decode(logits.detach().float()).cpu())  # bf16 logits under autocast
         targets.append(yb.detach().cpu())
     total_loss, seen = distributed.sum_values([total_loss, seen])  # every process's rows (as they are)
     seen = int(seen)
@@ -171,7 +171,7 @@ def evaluate(
     for logits, r in _all_outputs(model, x, rows, batch_size, autocast, channels_last):
         yb = y.index_select(0, r.to(y.device))
         total += task.loss(logits, task.encode(yb)).item() * yb.shape[0]
-        preds.append(task.decode(logits).cpu())
+        preds.append(task.decode(logits.detach().float()).cpu())  # bf16 logits under autocast
         targets.append(yb.cpu())
     if not preds:
         nan = float("nan")

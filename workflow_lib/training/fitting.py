@@ -39,7 +39,7 @@ from workflow_lib.engine import (
     train_epoch,
 )
 from workflow_lib.engine.augment import model_inputs, train_transform
-from workflow_lib.engine.device import channels_last_policy
+from workflow_lib.engine.device import bf16_active, channels_last_policy
 from workflow_lib.engine.inputs import strided_shape, subsample
 from workflow_lib.models.registry import count_parameters
 from workflow_lib.training.schedule import Schedule, lr_at, make_optimizer
@@ -90,10 +90,21 @@ def index_digest(index: Sequence[int] | np.ndarray) -> str:
 
 def device_identity(device_cfg: DeviceConfig) -> dict[str, Any]:
     """The device settings a trained result depends on (threads only change the speed; the number of
-    processes, when more than one, changes the BatchNorm statistics on the CPU and the summation order)."""
+    processes, when more than one, changes the BatchNorm statistics on the CPU and the summation order).
+
+    ``bf16_active`` (present only when bf16 autocast really runs: ``device.bf16`` true or auto on hardware with
+    native bf16) keeps a checkpoint written in fp32 from being resumed in bf16 and vice versa, and leaves the
+    fingerprints of fp32 runs as they were."""
     identity = {"type": device_cfg.type, "bf16": device_cfg.bf16, "channels_last": device_cfg.channels_last}
+    if bf16_active(_device_type(device_cfg), device_cfg.bf16):
+        identity["bf16_active"] = True
     world = distributed.current()
     return {**identity, "processes": world.size} if world.distributed else identity
+
+
+def _device_type(device_cfg: DeviceConfig) -> str:
+    """The device type a config runs on, without resolve_device's side effects (threads, fallback warning)."""
+    return "cuda" if device_cfg.type == "cuda" and torch.cuda.is_available() else "cpu"
 
 
 def run_fingerprint(data: Any, train_index: Sequence[int] | np.ndarray, device_cfg: DeviceConfig, *parts: Any) -> str:
@@ -163,6 +174,8 @@ def fit(
     net = distributed.data_parallel(model, ignore=idle if schedule.aux_weight == 0 else ())
     distributed.seed_rank(seed)
     amp = autocast_factory(device, device_cfg.bf16)
+    if amp is not None:
+        log.info("%s: bf16 autocast (device.bf16: %s)", name or model_kind, device_cfg.bf16)
     transform = train_transform(augment, schedule.cutout_length, tensors[2] if len(tensors) > 2 else 0.0)
     batches = Batches(x, y, schedule.batch_size, shuffle=True, generator=make_generator(seed),
                       transform=transform, index=train_index, max_steps=schedule.max_steps_per_epoch)
