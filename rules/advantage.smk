@@ -14,7 +14,7 @@ rule search_advantage:
         LAYOUT.log("{dataset}", "search_advantage_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "search_advantage_seed{seed}")
-    priority: 5
+    priority: 24  # longest jobs first (the default's critical path: search -> advantage)
     conda:
         "envs/workflow.yaml"
     threads: RULES.training_threads

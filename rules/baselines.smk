@@ -39,6 +39,7 @@ rule baseline_cnn:
         LAYOUT.log("{dataset}", "{method}_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "{method}_seed{seed}")
+    priority: 22  # the ResNets are among the longest jobs: start them early, short jobs fill the tail
     conda:
         "envs/workflow.yaml"
     threads: RULES.training_threads
@@ -69,7 +70,7 @@ rule random_search:
         LAYOUT.log("{dataset}", "random_search_seed{seed}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "random_search_seed{seed}")
-    priority: 10
+    priority: 21
     conda:
         "envs/workflow.yaml"
     threads: RULES.training_threads

@@ -108,6 +108,8 @@ def test_percentile_and_relative_improvement_hand_worked():
     assert compare(float("nan"), [0.1, 0.2])["beaten"] == 0          # a diverged cell ranks last
     assert compare(0.1, [float("nan"), 0.2])["beaten"] == 1
     assert compare(0.1, [-0.2, -0.1])["relative_improvement"] is None  # undefined for a mean R^2 <= 0
+    # a mean R^2 within one spread of zero: the ratio would be noise (the default's short kirigami protocol)
+    assert compare(-0.2, [-0.3, 0.5, -0.2, 0.1])["relative_improvement"] is None
     assert compare(0.5, [0.4, 0.4])["z_score"] is None                # no spread
 
 

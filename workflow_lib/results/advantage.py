@@ -4,7 +4,9 @@ Yang et al. (ICLR 2020, "NAS evaluation is frustratingly hard", Sec. 3) judge a 
 compares with cells sampled at random from the same search space and trained with the same protocol; they
 report the relative improvement over the random cells' mean, RI = 100 x (score_found - mean_random) /
 mean_random (their Eq. 1, with accuracies). For R^2 the same formula is used: RI is then relative to the
-random cells' mean R^2, and undefined (None) when that mean is not positive.
+random cells' mean R^2, and undefined (None) when that mean is not positive or not larger than the random
+cells' spread (a mean within one standard deviation of zero makes the ratio noise: R^2 0.008 +- 0.27 would
+give thousands of percent).
 
 ``compare(found, random_scores)`` -> percentile (percent of random cells the found cell beats, ties counting
 half), beaten (strictly worse random cells), ties, n, random_mean, random_std (sample std, ddof=1),
@@ -40,9 +42,13 @@ def _rank(value: Any, higher_is_better: bool) -> float:
     return float(value) if higher_is_better else -float(value)
 
 
-def relative_improvement(found: float | None, random_mean: float | None) -> float | None:
-    """Yang et al. (2020), Eq. 1: 100 x (found - mean_random) / mean_random; None when the mean is not positive."""
+def relative_improvement(found: float | None, random_mean: float | None,
+                         random_std: float | None = None) -> float | None:
+    """Yang et al. (2020), Eq. 1: 100 x (found - mean_random) / mean_random; None when the mean is not positive
+    or not larger than the random cells' standard deviation."""
     if found is None or random_mean is None or not math.isfinite(found) or not random_mean > 0:
+        return None
+    if random_std is not None and random_mean <= random_std:
         return None
     return 100.0 * (found - random_mean) / random_mean
 
@@ -76,7 +82,7 @@ def compare(found: float | None, random_scores: Sequence[float | None],
     if _finite([found]) and mean is not None and std and len(_finite(random_scores)) > 1:
         z = (float(found) - mean) / std
     return {"percentile": percentile(beaten, ties, n), "beaten": beaten, "ties": ties, "n": n,
-            "random_mean": mean, "random_std": std, "relative_improvement": relative_improvement(found, mean),
+            "random_mean": mean, "random_std": std, "relative_improvement": relative_improvement(found, mean, std),
             "z_score": z}
 
 
@@ -105,5 +111,5 @@ def summary_block(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
     mean, std = mean_std(scores)
     return {"percentile": percentile(beaten, ties, n), "beaten": beaten, "n": n, "found_score": found,
             "random_scores": scores, "random_mean": mean, "random_std": std,
-            "relative_improvement": relative_improvement(found, mean), "protocol": protocol,
+            "relative_improvement": relative_improvement(found, mean, std), "protocol": protocol,
             "seeds": [e["seed"] for e in entries], "per_seed": entries}
