@@ -237,6 +237,16 @@ def test_search_advantage_sentence_heads_each_section(rep):
     assert 'class="advantage not-better" id="advantage-digits"' in rep.html
 
 
+
+@pytest.mark.parametrize("metric, mean, says", [("r2", -0.3, True), ("r2", 0.0, True), ("r2", 0.4, False),
+                                                ("accuracy", 0.0, False)])
+def test_too_short_protocol_is_said_when_random_cells_do_not_beat_the_mean(metric, mean, says):
+    """R^2 <= 0 on average: the random cells predict no better than the mean target, the ranking says little."""
+    from workflow_lib.report.advantage import short_protocol_caveat
+
+    caveat = short_protocol_caveat({"random_mean": mean, "protocol": {"metric": metric}})
+    assert ("too short to rank cells" in caveat) is says
+
 def test_search_advantage_table_and_budget(rep):
     body = _table(rep.html, "advantage-table-kirigami")
     rows = re.findall(r'<tr data-seed="(\d+)">(.*?)</tr>', body, flags=re.S)

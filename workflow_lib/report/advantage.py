@@ -64,11 +64,22 @@ def sentence(documents: dict[int, dict[str, Any]], metric_label: str) -> str:
                f"{_num(block['found_score'])}{' (mean)' if several else ''} vs random {_num(block['random_mean'])} "
                f"± {_num(block['random_std'])}, relative improvement {_ri(block['relative_improvement'])}")
     protocol = protocol_text(block["protocol"])
+    caveat = short_protocol_caveat(block)
     if is_better(block):
-        return f"Search advantage: {subject} beat {beat} of the same space ({numbers}), {protocol}."
+        return f"Search advantage: {subject} beat {beat} of the same space ({numbers}), {protocol}.{caveat}"
     return (f"Search advantage: none. {subject[0].upper() + subject[1:]} "
             f"{'were' if several else 'was'} no better than random cells of the same space: "
-            f"{'they' if several else 'it'} beat {beat} ({numbers}), {protocol}.")
+            f"{'they' if several else 'it'} beat {beat} ({numbers}), {protocol}.{caveat}")
+
+
+def short_protocol_caveat(block: dict[str, Any]) -> str:
+    """For R^2: random cells whose mean is not above zero predict no better than the mean target, so the
+    protocol is too short to rank cells (the ranking is then mostly which cells learn fastest)."""
+    mean = block.get("random_mean")
+    if block["protocol"].get("metric") != "r2" or mean is None or not math.isfinite(mean) or mean > 0:
+        return ""
+    return (" The protocol is too short to rank cells: the random cells' mean test R² is not above 0 (no better "
+            "than predicting the mean); raise search_advantage.train_samples or epochs for a sharper answer.")
 
 
 def absent_sentence(planned: bool | None) -> str:
