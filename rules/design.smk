@@ -16,6 +16,7 @@ rule design_table:
         LAYOUT.log("{dataset}", "design_table"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "design_table")
+    priority: 35  # seconds long, and the design job waits for it
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
@@ -40,6 +41,7 @@ rule design:
         LAYOUT.log("{dataset}", "design"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "design")
+    priority: 21  # half a minute: not left for the end of the run
     conda:
         "envs/workflow.yaml"
     threads: RULES.threads
