@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One command: set up, then run the whole test suite (the Slurm and browser tests install
-# Debian's slurm-wlm, munge and chromium themselves when missing and running as root).
+# One command: set up, then run the whole test suite (tests/system_tools.py installs Debian's
+# slurm-wlm, munge and chromium for the Slurm and browser tests when missing and running as root).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
