@@ -127,6 +127,9 @@ def make_step(case: dict):
         torch.set_num_threads(case["threads"])
     if case["reference"]:
         patch_reference()
+    else:  # what the workflow's steps do at start (workflow_lib.cli)
+        from workflow_lib.engine.allocator import keep_freed_memory
+        keep_freed_memory()
     if case.get("stock_dilated_conv"):  # A/B of the dilated depthwise-conv input-gradient kernel
         import torch.nn as nn
         from workflow_lib.darts import ops

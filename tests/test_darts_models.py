@@ -147,6 +147,8 @@ def test_depthwise_conv_gradients_match_native(stride, k, dil, size, channels_la
     y = conv(x)
     ref = F.conv2d(x, conv.weight, None, stride, conv.padding, dil, 4)
     assert torch.equal(y, ref)
+    # stride 2 with dilation 2 reads every other row and column: computed on the subsampled input
+    assert conv._subsampled(x) == (stride == 2)
     g = torch.randn_like(y)
     got = torch.autograd.grad(y, [x, conv.weight], g)
     want = torch.autograd.grad(ref, [x, conv.weight], g)

@@ -40,6 +40,9 @@ def _configure(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from workflow_lib.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # freed tensors' memory reused, not page-faulted afresh every step
     threads = getattr(args, "threads", None)
     if threads:
         import torch

@@ -147,6 +147,8 @@ class DepthwiseConv2d(nn.Conv2d):
                          groups=C, bias=False)
 
     def forward(self, x):
+        if self._subsampled(x):
+            return self._subsampled_forward(x)
         # under torch.compile (search.kernel: compiled) the stock conv: inductor treats it as an
         # extern kernel either way, and the autograd.Function would break the graph
         if ((self.dilation[0] > 1 or self.kernel_size[0] >= 5) and x.device.type == "cpu"
@@ -154,6 +156,27 @@ class DepthwiseConv2d(nn.Conv2d):
             return dilated_depthwise_conv(x, self.weight, self.stride[0], self.padding[0],
                                           self.dilation[0])
         return super().forward(x)
+
+    def _subsampled(self, x: torch.Tensor) -> bool:
+        """Whether this conv reads only every ``stride``-th row and column of its input: dilation
+        and padding multiples of a stride > 1 (the reduction cells' dil convs: stride 2, dilation
+        2), on the CPU, where that form is 5-20x faster in the backward."""
+        (s, _), (d, _), (p, _) = self.stride, self.dilation, self.padding
+        return (s > 1 and d % s == 0 and p % s == 0 and x.device.type == "cpu"
+                and self.stride[0] == self.stride[1] and self.dilation[0] == self.dilation[1]
+                and self.padding[0] == self.padding[1] and not torch.compiler.is_compiling())
+
+    def _subsampled_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same conv on the input's every ``s``-th row and column, stride 1, dilation d/s and
+        padding p/s: output pixel h reads padded rows s*h + d*i = s*(h + (d/s)*i), i.e. rows of
+        the subsampled padded input, whose padding is p/s rows (p a multiple of s).  Identical
+        outputs and gradients (up to the summation order); the input gradient is zero off the grid,
+        as in the strided conv.  Non-dilated afterwards, so oneDNN's fast kernels apply."""
+        s, d, p = self.stride[0], self.dilation[0], self.padding[0]
+        sub = x[:, :, ::s, ::s]
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            sub = sub.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(sub, self.weight, None, 1, p // s, d // s, self.groups)
 
 
 class ReLUConvBN(nn.Module):
@@ -199,6 +222,11 @@ class DilConv(nn.Module):
         op = self.op
         return op[3](op[2](op[1](xr)))
 
+    def forward_prenorm(self, xr):
+        """(input of the closing batch norm, that batch norm) for ``xr`` = relu(x)."""
+        op = self.op
+        return op[2](op[1](xr)), op[3]
+
 
 class SepConv(nn.Module):
     """Separable conv applied twice: (ReLU, depthwise, pointwise, BN) x 2; stride on the first."""
@@ -228,6 +256,13 @@ class SepConv(nn.Module):
         for layer in list(self.op)[1:]:
             out = layer(out)
         return out
+
+    def forward_prenorm(self, xr):
+        """(input of the closing batch norm, that batch norm) for ``xr`` = relu(x)."""
+        out = xr
+        for layer in list(self.op)[1:-1]:
+            out = layer(out)
+        return out, self.op[-1]
 
 
 class Identity(nn.Module):
@@ -275,12 +310,16 @@ class FactorizedReduce(nn.Module):
         return self.forward_prerelu(self.relu(x))
 
     def forward_prerelu(self, xr):
+        out, bn = self.forward_prenorm(xr)
+        return bn(out)
+
+    def forward_prenorm(self, xr):
+        """(input of the closing batch norm, that batch norm) for ``xr`` = relu(x)."""
         shifted = xr[:, :, 1:, 1:]
         h, w = xr.shape[-2:]
         if h % 2 == 1 or w % 2 == 1:
             shifted = F.pad(shifted, (0, w % 2, 0, h % 2))
-        out = torch.cat([self.conv_1(xr), self.conv_2(shifted)], dim=1)
-        return self.bn(out)
+        return torch.cat([self.conv_1(xr), self.conv_2(shifted)], dim=1), self.bn
 
 
 def _pool(kind: str, stride: int) -> nn.Module:

@@ -8,7 +8,9 @@ Speed notes (the algorithm is unchanged):
   would compute ``relu(node)``; the cell computes it once per node and passes it on.
 * ``kernel`` (``search.kernel``, see :mod:`.mixed_kernels`): ``eager`` is the reference; ``fused``
   sums a DARTS node's incoming edges and their ops into one buffer
-  (:class:`~.mixed_kernels.WeightedSum` over all ``w_jk * y_jk``) and skips ops of weight exactly 0;
+  (:class:`~.mixed_kernels.NormalizedWeightedSum` over all ``w_jk * BN_jk(z_jk)``, each op's closing
+  batch norm folded in; :class:`~.mixed_kernels.WeightedSum` where it cannot be) and skips ops of
+  weight exactly 0;
   ``compiled`` runs each mixed op through ``torch.compile``.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mixed_kernels import KERNELS, compiled_mixed_sum, weighted_sum
+from .mixed_kernels import KERNELS, compiled_mixed_sum, foldable_norm, normalized_weighted_sum, weighted_sum
 from .ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
 
 NONE_INDEX = PRIMITIVES.index("none")
@@ -46,6 +48,22 @@ class MixedOp(nn.Module):
     def outputs(self, x: torch.Tensor, xr: torch.Tensor, index: Sequence[int]) -> List[torch.Tensor]:
         """The outputs of the ops ``index`` (``xr`` = relu(x), shared by the ReLU-first ops)."""
         return [self._ops[k].forward_prerelu(xr) if self._relu_first[k] else self._ops[k](x) for k in index]
+
+    def terms(self, x: torch.Tensor, xr: torch.Tensor, index: Sequence[int]) -> List[tuple]:
+        """Per op of ``index``: (its output before its closing batch norm, that batch norm) where the
+        norm can be folded into the weighted sum (:func:`~.mixed_kernels.foldable_norm`), else
+        (its output, None)."""
+        out = []
+        for k in index:
+            op = self._ops[k]
+            if isinstance(op, nn.Sequential) and foldable_norm(op[-1]):  # pool -> BN
+                out.append((op[0](x), op[-1]))
+            elif self._relu_first[k] and hasattr(op, "forward_prenorm"):
+                z, bn = op.forward_prenorm(xr)
+                out.append((z, bn) if foldable_norm(bn) else (bn(z), None))
+            else:
+                out.append((op.forward_prerelu(xr) if self._relu_first[k] else op(x), None))
+        return out
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, xr: torch.Tensor = None,
                 live: Optional[Sequence[int]] = None) -> torch.Tensor:
@@ -94,6 +112,9 @@ class SearchCell(nn.Module):
         # PC-DARTS edges read only the first C/K channels, so only those need the ReLU)
         self._relu_channels = getattr(self._ops[0], "op_channels", None)
         self.kernel = "eager"
+        # fused kernel: fold each op's closing batch norm into the node's weighted sum (fp32/fp64,
+        # training mode; :class:`~.mixed_kernels.NormalizedWeightedSum`)
+        self.fold_norms = True
 
     def set_kernel(self, kernel: str) -> None:
         """The weighted-sum kernel of this cell and its mixed ops (``search.kernel``)."""
@@ -144,11 +165,15 @@ class SearchCell(nn.Module):
 
     def _fused_node(self, states, relus, weights, offset: int, live) -> torch.Tensor:
         """One DARTS node, sum_j sum_k w_jk * op_k(h_j), accumulated into one buffer."""
-        ys: List[torch.Tensor] = []
         flat: List[int] = []
         n_ops = weights.shape[1]
+        fold = self.fold_norms and states[0].dtype in (torch.float32, torch.float64)
+        terms: List[tuple] = []
         for j, h in enumerate(states):
             index = SOME_OPS if live is None else live[offset + j]
-            ys.extend(self._ops[offset + j].outputs(h, relus[j], index))
+            op = self._ops[offset + j]
+            terms.extend(op.terms(h, relus[j], index) if fold else [(y, None) for y in op.outputs(h, relus[j], index)])
             flat.extend((offset + j) * n_ops + k for k in index)
-        return weighted_sum(weights.reshape(-1), ys, flat)
+        if any(bn is not None for _, bn in terms):
+            return normalized_weighted_sum(weights.reshape(-1), terms, flat)
+        return weighted_sum(weights.reshape(-1), [y for y, _ in terms], flat)
