@@ -100,12 +100,16 @@ def test_killed_process_fails_the_job_and_the_rerun_resumes(tmp_path, data):
     deadline = time.monotonic() + 120
     while _epochs_done(checkpoint) < 2 and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.2)
+    workers = _workers(job.pid)
+    assert sorted(workers) == [0, 1], workers
+    # frozen, so that the job cannot finish its 24 epochs (about 10 s) while the second copy starts up
+    for pid in workers.values():
+        os.kill(pid, signal.SIGSTOP)
     # a second copy of the step on the same folder stops at once: the launcher holds the lock
     second = run(command(tmp_path, "b", long), timeout=60)
     assert second.returncode == 2 and "is in use by another copy" in second.stderr, second.stderr[-2000:]
-    workers = _workers(job.pid)
-    assert sorted(workers) == [0, 1], workers
     os.kill(workers[1], signal.SIGKILL)
+    os.kill(workers[0], signal.SIGCONT)  # rank 0 goes on and finds its peer gone
     _, stderr = job.communicate(timeout=120)
     assert job.returncode == 1, stderr[-3000:]
     assert "error in step 'train': process 1 of 2 failed: killed by signal SIGKILL" in stderr.splitlines()[-1]
