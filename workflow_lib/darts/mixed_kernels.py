@@ -84,10 +84,11 @@ def _narrow_channels_last(t: torch.Tensor) -> bool:
     needs (engine.device's narrow batch-norm guard: that backward runs on NCHW copies)."""
     from workflow_lib.engine.device import NARROW_BATCH_NORM_CHANNELS
     return (t.device.type == "cpu" and t.dim() == 4 and t.shape[1] < NARROW_BATCH_NORM_CHANNELS
-            and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last))
+            and _layout(t) is torch.channels_last)
 
 
 def _layout(t: torch.Tensor) -> torch.memory_format:
+    """channels_last for a dense NHWC 4-D tensor, else the default format."""
     return (torch.channels_last if t.dim() == 4 and not t.is_contiguous()
             and t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
 
@@ -181,10 +182,15 @@ class NormalizedWeightedSum(torch.autograd.Function):
         return (gw, *gzs, None)
 
 
+def _selected(weights: torch.Tensor, index: Sequence[int]) -> torch.Tensor:
+    """``weights[index]`` (no copy when ``index`` takes them all)."""
+    return weights[list(index)] if len(index) != weights.shape[0] else weights
+
+
 def normalized_weighted_sum(weights: torch.Tensor, terms: Sequence[tuple], index: Sequence[int]) -> torch.Tensor:
     """``sum_j weights[index[j]] * norm_j(z_j)`` for ``terms`` = [(z_j, norm_j or None)] with
     :class:`NormalizedWeightedSum`."""
-    w = weights[list(index)] if len(index) != weights.shape[0] else weights
+    w = _selected(weights, index)
     return NormalizedWeightedSum.apply(w, *(z for z, _ in terms), tuple(bn for _, bn in terms))
 
 
@@ -196,7 +202,7 @@ def foldable_norm(bn) -> bool:
 
 def weighted_sum(weights: torch.Tensor, ys: Sequence[torch.Tensor], index: Sequence[int]) -> torch.Tensor:
     """``sum_j weights[index[j]] * ys[j]`` with :class:`WeightedSum`."""
-    w = weights[list(index)] if len(index) != weights.shape[0] else weights
+    w = _selected(weights, index)
     return WeightedSum.apply(w, *ys)
 
 
